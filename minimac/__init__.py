@@ -1,0 +1,13 @@
+"""minimac: a small LLaMA-style language model that keeps learning new domains without forgetting old ones.
+
+A teaching implementation on tinygrad. Each module is one concept and maps to one lesson:
+
+    tokenizer   byte-level BPE                                   lesson 01
+    norm, rope, attention, feedforward                           lessons 02-05
+    model       config presets, transformer, generation          lesson 06
+    data, train, metrics   corpora, pretraining, bits per byte   lesson 07
+    lora, replay, ewc      the continual-learning tools          lessons 08-10
+    neuro/      brain-inspired controllers                       lessons 11-13
+    learner     the orchestrator of continual learning           lesson 14
+"""
+__version__ = "0.1.0"
