@@ -1,0 +1,223 @@
+"""Text generation with a KV cache: prefill the prompt once, then one token per step. Lesson 06.
+
+    prompt ids -> model(prompt, use_cache) -> last logits -> pick a token -> model(token, start_pos) -> ...
+
+Picking a token (on the host, numpy float64, from the last position's logits), in the seed's order:
+repetition penalty -> temperature -> top-k -> top-p -> softmax -> sample (or argmax when temperature == 0).
+
+- Repetition penalty (HF style; FIX: the seed divided negative logits too, making them *more* likely): for every
+  token id already in the context (prompt included), a positive logit is divided by the penalty, a negative one
+  multiplied. Penalty and temperature commute, since both keep signs and scale.
+- temperature 0 means greedy (FIX: the seed divided by zero). top-k keeps the k largest logits (ties kept).
+- top-p keeps the smallest set of most likely tokens whose probability reaches p: a token is kept if the
+  probability of the tokens ranked above it is still <= p, so the first token over p and the top-1 are always kept.
+  Worked example: probs [0.5, 0.3, 0.2], p = 0.6 -> keep the first two.
+- Stops after `max_new_tokens` or right after `eos_id` (returned as the last id). FIX: the seed never stopped.
+
+Decoding steps run through a TinyJit with `start_pos` as a symbolic variable, so one compiled graph serves every step.
+Each call builds a fresh TinyJit (its first two steps run eagerly while it captures): a JIT kept on the model would
+silently keep running the old graph after LoRA wraps a layer or a KV cache is reallocated.
+Context longer than max_seq_len: the model sees only the last max_seq_len tokens (a sliding window, as the seed
+crops). Once the window is full, each step re-prefills the last max_seq_len tokens (positions restart at 0), which
+gives exactly the seed's numbers but costs a full forward pass per token from then on.
+
+    python -m minimac.generate --checkpoint DIR --prompt "Once upon a time" --max-new-tokens 50 --seed 0
+
+DIR holds model.safetensors + config.json (`model.save(DIR)`) and the tokenizer in DIR/tokenizer/
+(`tokenizer.save(DIR / "tokenizer")`; the tokenizer's own config.json would collide with the model's).
+
+Not covered: beam search, batched generation, speculative decoding, constrained decoding.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
+
+from minimac.model import check_ids
+
+
+def _validate(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
+              repetition_penalty: float) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
+    if repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {repetition_penalty}")
+
+
+def process_logits(logits: np.ndarray, context: list[int], temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None, repetition_penalty: float = 1.0,
+                   vocab_limit: int | None = None) -> np.ndarray:
+    """Logits (V,) -> filtered, scaled logits (float64; removed tokens are -inf). temperature 0 is not scaled.
+
+    vocab_limit: only ids below it may be picked (a tokenizer smaller than the model's embedding table)."""
+    x = np.asarray(logits, dtype=np.float64).copy()
+    if vocab_limit is not None:
+        x[vocab_limit:] = -np.inf
+    if repetition_penalty != 1.0 and context:
+        seen = np.unique(np.asarray(context))
+        x[seen] = np.where(x[seen] > 0, x[seen] / repetition_penalty, x[seen] * repetition_penalty)
+    if temperature > 0:
+        x = x / temperature
+    if top_k is not None and top_k < x.size:
+        kth = np.partition(x, -top_k)[-top_k]
+        x[x < kth] = -np.inf
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-x, kind="stable")
+        probs = np.exp(x[order] - x[order[0]])
+        probs /= probs.sum()
+        above = np.cumsum(probs) - probs  # probability mass ranked above each token
+        x[order[above > top_p]] = -np.inf
+    return x
+
+
+def sample_token(logits: np.ndarray, context: list[int], temperature: float = 0.8, top_k: int | None = None,
+                 top_p: float | None = None, repetition_penalty: float = 1.0,
+                 rng: np.random.Generator | None = None, vocab_limit: int | None = None) -> int:
+    """Pick the next token id from last-position logits (V,). temperature 0 -> argmax (first on ties)."""
+    x = process_logits(logits, context, temperature, top_k, top_p, repetition_penalty, vocab_limit)
+    if temperature == 0:
+        return int(np.argmax(x))
+    probs = np.exp(x - x.max())
+    probs /= probs.sum()
+    return int((rng or np.random.default_rng()).choice(x.size, p=probs))
+
+
+def stream(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature: float = 0.8,
+           top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+           eos_id: int | None = None, seed: int | None = None, vocab_limit: int | None = None) -> Iterator[int]:
+    """Yield up to `max_new_tokens` new token ids after `prompt_ids`, one per model step (see the module doc)."""
+    _validate(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
+    if vocab_limit is not None and not 0 < vocab_limit <= model.config.vocab_size:
+        raise ValueError(f"vocab_limit must be in [1, {model.config.vocab_size}], got {vocab_limit}")
+    ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] if len(prompt_ids) else []
+    if not ids:
+        raise ValueError("prompt_ids is empty: give at least one token (e.g. the tokenizer's eot_id)")
+    V, L = model.config.vocab_size, model.config.max_seq_len
+    check_ids(ids, V)
+    pick = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
+            "rng": np.random.default_rng(seed), "vocab_limit": vocab_limit}
+    return _stream(model, ids, max_new_tokens, eos_id, pick, V, L)
+
+
+def _stream(model, ids, max_new_tokens, eos_id, pick, V, L):
+    def prefill() -> np.ndarray:  # positions restart at 0 for the last L tokens
+        with Context(TRAINING=0):
+            return model([ids[-L:]], 0, use_cache=True, last_only=True).numpy().reshape(V)
+
+    @TinyJit
+    def decode(token: Tensor, start_pos: UOp) -> Tensor:  # (1, 1) id at position start_pos -> (1, 1, V) logits
+        return model(token, start_pos, use_cache=True, last_only=True).realize()
+
+    position = UOp.variable("start_pos", 1, max(L - 1, 1))  # symbolic: one compiled step for every position
+    if max_new_tokens == 0:
+        return
+    logits, pos = prefill(), min(len(ids), L)
+    for n in range(max_new_tokens):
+        next_id = sample_token(logits, ids, **pick)
+        ids.append(next_id)
+        yield next_id
+        if next_id == eos_id or n == max_new_tokens - 1:
+            return
+        if pos < L:
+            with Context(TRAINING=0):
+                token = Tensor([[next_id]], dtype=dtypes.int32)
+                logits = decode(token, position.bind(pos)).numpy().reshape(V)
+            pos += 1
+        else:  # the window is full: slide it (recompute the last L tokens)
+            logits = prefill()
+
+
+def generate(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature: float = 0.8,
+             top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+             eos_id: int | None = None, seed: int | None = None, vocab_limit: int | None = None) -> list[int]:
+    """The new token ids (not the prompt) after `prompt_ids`.
+
+    >>> new = generate(model, tokenizer.encode("Once"), 20, temperature=0, eos_id=tokenizer.eot_id)  # doctest: +SKIP
+    """
+    return list(stream(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
+                       eos_id, seed, vocab_limit))
+
+
+# ---- command line -------------------------------------------------------------------------------------------------
+def _load_model(directory: Path) -> Any:
+    from minimac.checkpoint import load
+    return load(directory)
+
+
+# Extension point: (marker file, loader) pairs tried in order; the first marker present in the checkpoint dir wins.
+# A learner/LoRA checkpoint adds its own entry in front, e.g. MODEL_LOADERS.insert(0, ("adapter_config.json", fn)),
+# where fn(dir) returns a model with the Transformer call signature (a Transformer with adapters injected).
+MODEL_LOADERS: list[tuple[str, Callable[[Path], Any]]] = [("model.safetensors", _load_model)]
+
+
+def load_for_generation(directory: str | Path, tokenizer_dir: str | Path | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) from a checkpoint dir; the tokenizer from `tokenizer_dir`, else DIR/tokenizer/."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"checkpoint directory '{d}' does not exist")
+    for marker, loader in MODEL_LOADERS:
+        if (d / marker).exists():
+            model = loader(d)
+            break
+    else:
+        raise FileNotFoundError(f"'{d}' holds no checkpoint (looked for {', '.join(m for m, _ in MODEL_LOADERS)})")
+    from minimac.tokenizer import Tokenizer  # lazy: only the CLI needs it
+    tok_dir = Path(tokenizer_dir) if tokenizer_dir is not None else d / "tokenizer"
+    if not tok_dir.is_dir():
+        raise FileNotFoundError(f"no tokenizer at '{tok_dir}': save one with tokenizer.save('{d / 'tokenizer'}') "
+                                "or pass --tokenizer DIR")
+    tokenizer = Tokenizer.load(tok_dir)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(f"tokenizer at '{tok_dir}' has {tokenizer.vocab_size} ids but the model only "
+                         f"{model.config.vocab_size}")
+    return model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m minimac.generate", description="Stream text from a checkpoint.")
+    ap.add_argument("--checkpoint", required=True, help="dir with model.safetensors, config.json, tokenizer/")
+    ap.add_argument("--prompt", required=True)
+    ap.add_argument("--tokenizer", default=None, help="tokenizer dir (default: CHECKPOINT/tokenizer)")
+    ap.add_argument("--max-new-tokens", type=int, default=100)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--top-k", type=int, default=None)
+    ap.add_argument("--top-p", type=float, default=None)
+    ap.add_argument("--repetition-penalty", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=None)
+    args = ap.parse_args(argv)
+    try:
+        model, tokenizer = load_for_generation(args.checkpoint, args.tokenizer)
+        prompt = tokenizer.encode(args.prompt) or [tokenizer.eot_id]
+        tokens = stream(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                        args.repetition_penalty, eos_id=tokenizer.eot_id, seed=args.seed,
+                        vocab_limit=tokenizer.vocab_size)
+        sys.stdout.write(args.prompt)
+        pending: list[int] = []  # a multi-byte character may span several tokens: print once it decodes cleanly
+        for token in tokens:
+            pending.append(token)
+            text = tokenizer.decode(pending, skip_special_tokens=True)
+            if not text.endswith("\ufffd"):
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                pending = []
+        sys.stdout.write(tokenizer.decode(pending, skip_special_tokens=True) + "\n")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

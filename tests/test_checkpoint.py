@@ -1,0 +1,126 @@
+"""Checkpoints: exact round trip, atomic writes, and clear errors for every broken file."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinygrad import Tensor
+from tinygrad.nn.state import safe_save
+
+from minimac import checkpoint
+from minimac.model import ModelConfig, Transformer
+
+SMALL = {"vocab_size": 320, "d_model": 32, "num_layers": 2, "num_query_heads": 4, "num_kv_heads": 2, "d_ff": 64,
+         "max_seq_len": 16}
+TOKENS = np.random.default_rng(0).integers(0, 320, (2, 8))
+
+
+@pytest.fixture(scope="module")
+def model():
+    Tensor.manual_seed(3)
+    return Transformer(ModelConfig(**SMALL))
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    model.save(d)
+    return d
+
+
+def test_round_trip_reproduces_logits_exactly(model, saved):
+    loaded = Transformer.load(saved)
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded(TOKENS).numpy(), model(TOKENS).numpy())
+    assert loaded.lm_head.weight is loaded.token_embedding.weight
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]  # no temp files left
+    assert "lm_head.weight" not in checkpoint.read_safetensors(saved / "model.safetensors")  # tied: stored once
+    assert json.loads((saved / "config.json").read_text())["format_version"] == checkpoint.FORMAT_VERSION
+
+
+def test_untied_round_trip_and_overwrite(tmp_path):
+    Tensor.manual_seed(4)
+    first, second = (Transformer(ModelConfig(**SMALL, tie_embeddings=False)) for _ in range(2))
+    (tmp_path / "tokenizer").mkdir()
+    first.save(tmp_path)
+    second.save(tmp_path)  # overwriting an existing checkpoint leaves other files alone
+    loaded = checkpoint.load(tmp_path)
+    np.testing.assert_array_equal(loaded(TOKENS).numpy(), second(TOKENS).numpy())
+    assert (tmp_path / "tokenizer").is_dir()
+
+
+def test_a_failed_save_keeps_the_old_checkpoint(model, tmp_path, monkeypatch):
+    model.save(tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+
+    def boom(state, path):
+        Path(path).write_bytes(b"half")
+        raise OSError("disk full")
+    monkeypatch.setattr(checkpoint, "safe_save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(tmp_path)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def copy_checkpoint(src, dst):
+    dst.mkdir(exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def test_missing_directory_and_files(saved, tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint directory .*nowhere' does not exist"):
+        checkpoint.load(tmp_path / "nowhere")
+    d = copy_checkpoint(saved, tmp_path / "a")
+    (d / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="weights file .*model.safetensors' is missing"):
+        checkpoint.load(d)
+    d = copy_checkpoint(saved, tmp_path / "b")
+    (d / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config file .*config.json' is missing"):
+        checkpoint.load(d)
+
+
+def test_truncated_or_corrupt_weights(saved, tmp_path):
+    d = copy_checkpoint(saved, tmp_path / "t")
+    raw = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="model.safetensors' is truncated or corrupt: .* ends at byte"):
+        checkpoint.load(d)
+    (d / "model.safetensors").write_bytes(raw[:5])
+    with pytest.raises(ValueError, match="truncated or corrupt: only 5 bytes"):
+        checkpoint.load(d)
+    (d / "model.safetensors").write_bytes((12).to_bytes(8, "little") + b"not json!!!!" + raw[100:])
+    with pytest.raises(ValueError, match="truncated or corrupt: unreadable header"):
+        checkpoint.load(d)
+
+
+def test_weights_that_do_not_fit_the_config(saved, tmp_path):
+    d = copy_checkpoint(saved, tmp_path / "shape")
+    blob = json.loads((d / "config.json").read_text())
+    blob["model"]["d_ff"] = 96
+    (d / "config.json").write_text(json.dumps(blob))
+    with pytest.raises(ValueError, match=r"does not match config.json: layers.0.feed_forward.w1.weight has shape "
+                                         r"\(64, 32\), the config needs \(96, 32\)"):
+        checkpoint.load(d)
+    d = copy_checkpoint(saved, tmp_path / "key")
+    weights = checkpoint.read_safetensors(d / "model.safetensors")
+    del weights["norm.weight"]
+    safe_save({k: Tensor(v) for k, v in weights.items()}, str(d / "model.safetensors"))
+    with pytest.raises(ValueError, match="model.safetensors' does not match config.json: missing norm.weight"):
+        checkpoint.load(d)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "config file .*config.json' is not valid JSON"),
+    ('{"format_version": 99, "model": {}}', "has format_version 99; this minimac reads version 1"),
+    ('{"format_version": 1}', 'has no "model" section'),
+    ('{"format_version": 1, "model": {"d_model": 30}}', r"config.json': ModelConfig.d_model \(30\) must be divisible"),
+])
+def test_bad_config_files(saved, tmp_path, text, message):
+    d = copy_checkpoint(saved, tmp_path / "cfg")
+    (d / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        checkpoint.load(d)
