@@ -1,0 +1,386 @@
+"""LoRA adapters with PEFT's names: frozen Linear layers plus trainable low-rank updates, several named adapters each.
+
+Lesson 08. A LoRA layer computes `y = x W^T + dropout(x) A^T B^T * (lora_alpha / r)` with W frozen, A (r, in) drawn
+from U(-1/sqrt(in), 1/sqrt(in)) and B (out, r) zeros, so a fresh adapter changes nothing. Only A and B are trained:
+r * (in + out) numbers per layer instead of in * out.
+
+    >>> model = inject_lora(model, LoRAConfig(r=8))            # wraps every q_proj ... w3, adapter "default"
+    >>> opt = AdamW(lora_parameters(model))                   # only that adapter's A and B
+    >>> add_adapter(model, "code", LoRAConfig(r=8)); set_adapter(model, "code")
+    >>> with disable_adapters(model): base_logits = model(x)  # the frozen base model
+    >>> save_adapter(model, "ckpt/code", "code")              # adapter_config.json + adapter_model.safetensors
+
+Multi-adapter support is real (the seed's MultiAdapterLoRAModel was a stub): every wrapped layer holds one (A, B)
+pair per adapter name, and a Python-level switch picks the active one.
+
+Frozen base: LoRALinear reads base_layer.weight through `.detach()`, so no gradient reaches it. tinygrad 0.14's
+`backward()` still attaches a (zero) `.grad` to every float tensor the graph reads and keeps adding to it, and
+`opt.zero_grad()` clears only the optimizer's own tensors; a long eager loop is leaner with
+`grads = loss.gradient(*lora_parameters(model))`, which touches nothing else.
+
+JIT: which adapter runs, and whether adapters are disabled or merged, are Python decisions, so a TinyJit captured
+with one adapter keeps replaying that adapter's kernels. Keep one jitted step per adapter, or call `jit.reset()`
+after set_adapter / disable_adapters / merge_adapter / delete_adapter / load_adapter.
+
+Not covered: LoRA on embeddings or lm_head, trained biases, DoRA / rsLoRA, quantised bases (QLoRA), mixing several
+adapters in one forward pass.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import types
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tinygrad import Tensor
+from tinygrad.nn import Linear
+from tinygrad.nn.state import get_state_dict, safe_load, safe_load_metadata, safe_save
+
+CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
+
+
+@dataclass
+class LoRAConfig:
+    r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
+
+    def __post_init__(self):
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
+            raise ValueError(f"r must be an integer >= 1, got {self.r!r}")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha!r}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if isinstance(self.target_modules, str) or not self.target_modules or \
+                not all(isinstance(t, str) and t for t in self.target_modules):
+            raise ValueError(f"target_modules must be a non-empty list of names, got {self.target_modules!r}")
+        self.target_modules = tuple(self.target_modules)
+
+    @property
+    def scaling(self) -> float:
+        return self.lora_alpha / self.r
+
+
+class LoRALinear:
+    """A frozen `base_layer` (tinygrad.nn.Linear) plus one (lora_A, lora_B) pair per adapter name."""
+
+    def __init__(self, base_layer: Linear):
+        # realized: a still-lazy weight (a fresh nn.Linear's random init) is a graph that others can share, and then
+        # gradients of those others would show up as its "gradient" too
+        Tensor.realize(*[t for t in (base_layer.weight, base_layer.bias) if t is not None])
+        self.base_layer = base_layer
+        self.lora_A: dict[str, Tensor] = {}  # name -> (r, in)
+        self.lora_B: dict[str, Tensor] = {}  # name -> (out, r)
+        self.configs: dict[str, LoRAConfig] = {}
+        self.active_adapter: str | None = None
+        self.disabled = False
+        self.merged_adapter: str | None = None  # set while scaling * B @ A is folded into base_layer.weight
+
+    weight = property(lambda self: self.base_layer.weight)  # so code that reads `.weight` keeps working (as PEFT)
+    bias = property(lambda self: self.base_layer.bias)
+    out_features = property(lambda self: self.base_layer.weight.shape[0])
+    in_features = property(lambda self: self.base_layer.weight.shape[1])
+
+    def add_adapter(self, name: str, config: LoRAConfig) -> None:
+        bound = 1 / math.sqrt(self.in_features)  # kaiming_uniform_(a=sqrt(5)) on (r, in), as PEFT and the seed
+        self.lora_A[name] = Tensor.uniform(config.r, self.in_features, low=-bound, high=bound).contiguous().realize()
+        self.lora_B[name] = Tensor.zeros(self.out_features, config.r).contiguous().realize()
+        self.configs[name] = config
+
+    def delete_adapter(self, name: str) -> None:
+        for table in (self.lora_A, self.lora_B, self.configs):
+            table.pop(name, None)
+        if self.active_adapter == name:
+            self.active_adapter = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        # detach(): no gradient reaches the frozen base weight (backward() may still attach a zero .grad to it)
+        bias = None if self.bias is None else self.bias.detach()
+        y = x.linear(self.base_layer.weight.detach().transpose(), bias)
+        name = self.active_adapter
+        if name is None or self.disabled or self.merged_adapter is not None:
+            return y
+        config = self.configs[name]
+        h = x.dropout(config.lora_dropout)  # a no-op outside Context(TRAINING=1)
+        return y + (h @ self.lora_A[name].transpose() @ self.lora_B[name].transpose()) * config.scaling
+
+    def delta_weight(self, name: str) -> Tensor:
+        return (self.lora_B[name] @ self.lora_A[name]) * self.configs[name].scaling  # (out, r) @ (r, in)
+
+    def merge(self) -> None:
+        """Fold the active adapter into the base weight in place: W <- W + scaling * B @ A."""
+        if self.merged_adapter is None and self.active_adapter is not None:
+            w = self.base_layer.weight
+            w.assign((w.detach() + self.delta_weight(self.active_adapter)).cast(w.dtype)).realize()
+            self.merged_adapter = self.active_adapter
+
+    def unmerge(self) -> None:
+        if self.merged_adapter is not None:
+            w = self.base_layer.weight
+            w.assign((w.detach() - self.delta_weight(self.merged_adapter)).cast(w.dtype)).realize()
+            self.merged_adapter = None
+
+
+# ---- walking a model tree (objects, lists, dicts), the way tinygrad's get_state_dict names things ----
+
+def _walk(obj, prefix: str = "", seen: set | None = None):
+    """Yield (path, parent, key, child) below `obj`; stops at Tensors and at Linear / LoRALinear layers."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    elif isinstance(obj, dict):
+        items = obj.items()
+    elif hasattr(obj, "__dict__") and not isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+        items = vars(obj).items()
+    else:
+        return
+    for key, child in list(items):
+        if isinstance(child, Tensor) or id(child) in seen:
+            continue
+        seen.add(id(child))
+        path = f"{prefix}{key}"
+        yield path, obj, key, child
+        if not isinstance(child, (Linear, LoRALinear)):
+            yield from _walk(child, path + ".", seen)
+
+
+def _matching_target(path: str, targets: tuple[str, ...]) -> str | None:
+    # FIX (seed): whole-name match only ("q_proj" matches "layers.0.attention.q_proj"), never a substring regex,
+    # so "…q_proj.base_layer" can never match and re-wrapping cannot nest adapters
+    return next((t for t in targets if path == t or path.endswith("." + t)), None)
+
+
+def _replace(parent, key, new) -> None:
+    if isinstance(parent, (list, dict)):
+        parent[key] = new
+    else:
+        setattr(parent, key, new)
+
+
+def lora_layers(model) -> dict[str, LoRALinear]:
+    """Every LoRALinear in the model by path, e.g. {"layers.0.attention.q_proj": LoRALinear, ...}."""
+    return {path: child for path, _, _, child in _walk(model) if isinstance(child, LoRALinear)}
+
+
+def adapter_names(model) -> list[str]:
+    return sorted({name for layer in lora_layers(model).values() for name in layer.lora_A})
+
+
+def active_adapter(model) -> str | None:
+    return next((layer.active_adapter for layer in lora_layers(model).values() if layer.active_adapter), None)
+
+
+def _check_name(model, name: str) -> None:
+    if name not in adapter_names(model):
+        raise ValueError(f"no adapter named {name!r}; this model has {adapter_names(model)}")
+
+
+def _check_not_merged(model, action: str) -> None:
+    if any(layer.merged_adapter for layer in lora_layers(model).values()):
+        raise ValueError(f"cannot {action} while an adapter is merged into the base weights; call unmerge_adapter first")
+
+
+# ---- adapters on a whole model (PEFT's names) ----
+
+def add_adapter(model, adapter_name: str, config: LoRAConfig) -> None:
+    """Give every Linear whose name is in config.target_modules a new (A, B) pair (wrapping it in a LoRALinear the
+    first time). It becomes the active adapter only if none is active; otherwise call set_adapter (as in PEFT)."""
+    if not isinstance(config, LoRAConfig):
+        raise TypeError(f"config must be a LoRAConfig, got {type(config).__name__}")
+    if adapter_name in adapter_names(model):
+        raise ValueError(f"adapter {adapter_name!r} already exists; delete_adapter it first or pick another name")
+    found, hits, linear_names = [], {t: 0 for t in config.target_modules}, set()
+    for path, parent, key, child in _walk(model):
+        if isinstance(child, (Linear, LoRALinear)):
+            linear_names.add(str(key))
+        if child is None or isinstance(child, (bool, int, float, str)):
+            continue
+        if (target := _matching_target(path, config.target_modules)) is None:
+            continue
+        if not isinstance(child, (Linear, LoRALinear)):
+            raise TypeError(f"target {target!r} matched {path!r}, a {type(child).__name__}; LoRA wraps nn.Linear only")
+        found.append((parent, key, child))
+        hits[target] += 1
+    if missing := [t for t, n in hits.items() if n == 0]:
+        raise ValueError(f"target_modules {missing} match no Linear layer; the model's Linear layers are "
+                         f"{sorted(linear_names)}")
+    disabled = any(layer.disabled for layer in lora_layers(model).values())
+    for parent, key, child in found:  # mutate only after every check passed
+        if isinstance(child, Linear):
+            _replace(parent, key, child := LoRALinear(child))
+            child.disabled = disabled
+        child.add_adapter(adapter_name, config)
+    if active_adapter(model) is None:
+        set_adapter(model, adapter_name)
+
+
+def inject_lora(model, config: LoRAConfig, adapter_name: str = "default"):
+    """Wrap the model's target layers in place (PEFT's get_peft_model), activate the adapter, return the model."""
+    add_adapter(model, adapter_name, config)
+    set_adapter(model, adapter_name)
+    return model
+
+
+def set_adapter(model, adapter_name: str) -> None:
+    """Make `adapter_name` the one that runs; layers without it run their base weight only."""
+    _check_name(model, adapter_name)
+    _check_not_merged(model, "switch adapters")
+    for layer in lora_layers(model).values():
+        layer.active_adapter = adapter_name if adapter_name in layer.lora_A else None
+
+
+class _ReEnable:
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        return self.model
+
+    def __exit__(self, *exc):
+        enable_adapters(self.model)
+
+
+def disable_adapters(model) -> _ReEnable:
+    """Run the base model only. Takes effect at once; used as `with disable_adapters(model):` it re-enables on exit."""
+    _check_not_merged(model, "disable adapters")
+    for layer in lora_layers(model).values():
+        layer.disabled = True
+    return _ReEnable(model)
+
+
+def enable_adapters(model) -> None:
+    for layer in lora_layers(model).values():
+        layer.disabled = False
+
+
+def delete_adapter(model, adapter_name: str) -> None:
+    """Remove an adapter; a layer left with no adapter goes back to being its plain base Linear."""
+    _check_name(model, adapter_name)
+    if any(layer.merged_adapter == adapter_name for layer in lora_layers(model).values()):
+        raise ValueError(f"adapter {adapter_name!r} is merged into the base weights; call unmerge_adapter first")
+    for path, parent, key, child in list(_walk(model)):
+        if isinstance(child, LoRALinear):
+            child.delete_adapter(adapter_name)
+            if not child.lora_A:
+                _replace(parent, key, child.base_layer)
+
+
+def merge_adapter(model) -> None:
+    """Fold the active adapter into the base weights (fast inference); the LoRA path is then skipped."""
+    if active_adapter(model) is None or any(layer.disabled for layer in lora_layers(model).values()):
+        raise ValueError("merge_adapter needs an active, enabled adapter; call set_adapter / enable_adapters first")
+    for layer in lora_layers(model).values():
+        layer.merge()
+
+
+def unmerge_adapter(model) -> None:
+    for layer in lora_layers(model).values():
+        layer.unmerge()
+
+
+def _resolve(model, adapter_name: str | None) -> str:
+    if adapter_name is None and (adapter_name := active_adapter(model)) is None:
+        raise ValueError(f"no active adapter; name one of {adapter_names(model)} or call set_adapter")
+    _check_name(model, adapter_name)
+    return adapter_name
+
+
+def adapter_state_dict(model, adapter_name: str | None = None) -> dict[str, Tensor]:
+    """{"layers.0.attention.q_proj.lora_A.weight": A, "...lora_B.weight": B, ...} for one adapter (the active one)."""
+    name, out = _resolve(model, adapter_name), {}
+    for path, layer in lora_layers(model).items():
+        if name in layer.lora_A:
+            out[f"{path}.lora_A.weight"], out[f"{path}.lora_B.weight"] = layer.lora_A[name], layer.lora_B[name]
+    return out
+
+
+def lora_parameters(model, adapter_name: str | None = None) -> list[Tensor]:
+    """The tensors to hand the optimizer: that adapter's A and B in every layer, nothing else."""
+    return list(adapter_state_dict(model, adapter_name).values())
+
+
+def count_parameters(model, adapter_name: str | None = None) -> dict[str, int]:
+    """{"trainable": numbers in lora_parameters(model, adapter_name), "total": every distinct parameter in the model}.
+
+    Each tensor is counted once (FIX: the seed counted LoRA tensors twice), tied weights too.
+    """
+    distinct = {id(t): t for t in get_state_dict(model).values() if t.is_param and t.is_floating_point()}
+    return {"trainable": sum(t.numel() for t in lora_parameters(model, adapter_name)),
+            "total": sum(t.numel() for t in distinct.values())}
+
+
+# ---- files: PEFT's layout, written atomically ----
+
+def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> None:
+    """Write adapter_config.json and adapter_model.safetensors into `directory` (each via a temp file + os.replace)."""
+    name = _resolve(model, adapter_name)
+    config = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{WEIGHTS_NAME}.tmp"
+    safe_save({k: v.contiguous() for k, v in adapter_state_dict(model, name).items()}, str(tmp))
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules)}
+    tmp = directory / f".{CONFIG_NAME}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, directory / CONFIG_NAME)
+
+
+def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
+    try:
+        _, data_start, meta = safe_load_metadata(Tensor(path))
+        end = max((v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"), default=0)
+        if data_start + end > path.stat().st_size:
+            raise ValueError("file is truncated")
+        return {k: v.numpy() for k, v in safe_load(str(path)).items()}
+    except Exception as e:  # tinygrad raises json/struct/index errors on garbage; say which file is bad instead
+        raise ValueError(f"{path} is not a valid safetensors file ({type(e).__name__}: {e})") from e
+
+
+def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> str:
+    """Load an adapter saved by save_adapter (as `adapter_name`, default the saved name); returns its name.
+
+    A new name is added (and activated if no adapter is active); an existing one is overwritten in place, so its
+    tensors keep their buffers. Every file, key and shape is checked before the model is touched.
+    """
+    directory = pathlib.Path(directory)
+    for file in (directory / CONFIG_NAME, directory / WEIGHTS_NAME):
+        if not file.is_file():
+            raise FileNotFoundError(f"no {file.name} in {directory}; write one with save_adapter(model, directory)")
+    try:
+        meta = json.loads((directory / CONFIG_NAME).read_text())
+        config = LoRAConfig(r=meta["r"], lora_alpha=meta["lora_alpha"], lora_dropout=meta["lora_dropout"],
+                            target_modules=tuple(meta["target_modules"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{directory / CONFIG_NAME} is not a valid adapter config ({type(e).__name__}: {e})") from e
+    arrays = _read_safetensors(directory / WEIGHTS_NAME)
+    name = adapter_name or meta.get("adapter_name", "default")
+    if exists := name in adapter_names(model):
+        expected = {k: tuple(v.shape) for k, v in adapter_state_dict(model, name).items()}
+    else:
+        expected = {}
+        for path, _, _, child in _walk(model):
+            if isinstance(child, (Linear, LoRALinear)) and _matching_target(path, config.target_modules):
+                out_features, in_features = child.weight.shape
+                expected[f"{path}.lora_A.weight"], expected[f"{path}.lora_B.weight"] = ((config.r, in_features),
+                                                                                        (out_features, config.r))
+    if missing := sorted(expected.keys() - arrays.keys()):
+        raise ValueError(f"adapter in {directory} lacks {len(missing)} tensors the model needs, e.g. {missing[0]}")
+    if extra := sorted(arrays.keys() - expected.keys()):
+        raise ValueError(f"adapter in {directory} has {len(extra)} tensors this model has no layer for, e.g. {extra[0]}")
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            raise ValueError(f"{key}: the adapter has shape {arrays[key].shape} but this model needs {shape}")
+    if not exists:
+        add_adapter(model, name, config)
+    for key, tensor in adapter_state_dict(model, name).items():
+        tensor.assign(Tensor(arrays[key].astype(np.float32), device=tensor.device)).realize()
+    for layer in lora_layers(model).values():
+        if name in layer.configs:
+            layer.configs[name] = config
+    return name
