@@ -1,0 +1,156 @@
+"""A small pretrained base model for the demos, built once and cached: tokenizer + pretraining, in one folder. Lesson 14.
+
+`python -m minimac.learn` needs a base model that already knows its first domain before it can show continual
+learning. `cached_base` returns the folder of one, building it on the first call:
+
+    1. a byte-level BPE tokenizer trained on the base domain's training text plus an equal-sized slice of every
+       later domain (the data README's advice: a base-only tokenizer fragments code, which muddles the comparison);
+    2. pretraining on the base domain with minimac.train.Trainer (minimac.pretrain's batches): `base_steps` steps,
+       or, when that is None, as many as fit in `base_seconds` once the step has compiled (timed on the first
+       steps, like `python -m minimac.pretrain --minutes`), so a slow laptop gets a smaller base but no longer wait;
+    3. everything written into a temp folder beside the cache entry, then renamed into place (os.replace), so an
+       interrupted build never leaves a half-made base behind.
+
+The folder is $MINIMAC_CACHE/base-<preset>-<hash> (default ~/.cache/minimac), where the hash covers every setting
+and the text itself, and holds `tokenizer/`, `model.safetensors` + `config.json` (minimac.checkpoint) and
+`timings.json` (the measured compile and step times, used to estimate how long later runs take).
+Leaves out: the learning that follows (minimac/learn.py), long pretraining runs (python -m minimac.pretrain).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tinygrad import Tensor
+
+from minimac.data import cache_dir, encode_documents
+from minimac.model import ModelConfig, Transformer
+from minimac.pretrain import step_batches
+from minimac.tokenizer import Tokenizer
+from minimac.train import TrainConfig, Trainer
+
+TIMINGS = "timings.json"
+CALIBRATION, WARMUP = 4, 10  # steps timed before a time-boxed run fixes its length; linear warmup steps
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """What the cached base is made of; every field (and the text) goes into the cache key."""
+    preset: str = "nano"
+    vocab_size: int = 2048
+    base_steps: int | None = None
+    base_seconds: float = 60.0
+    batch_size: int = 8
+    seq_len: int = 64
+    lr: float = 2e-3
+    seed: int = 1337
+
+    def key(self, texts: list[str]) -> str:
+        h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
+        for t in texts:
+            h.update(hashlib.sha256(t.encode("utf-8")).digest())
+        return f"base-{self.preset}-{h.hexdigest()[:12]}"
+
+
+def tokenizer_text(base_docs: list[str], later_docs: list[list[str]]) -> list[str]:
+    """The base documents plus, from each later domain, its first documents up to the base's size in characters."""
+    out, budget = list(base_docs), sum(map(len, base_docs))
+    for docs in later_docs:
+        taken = 0
+        for d in docs:
+            if taken >= budget:
+                break
+            out.append(d)
+            taken += len(d)
+    return out
+
+
+def read_timings(folder: Path) -> dict:
+    try:
+        return json.loads((Path(folder) / TIMINGS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def cached_base(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]],
+                say: Callable[[str], None] = print, log: Callable[[dict], None] | None = None) -> tuple[Path, bool]:
+    """(folder of the base, whether it was built now). Builds it if the cache has none for these settings."""
+    if not base_docs or not any(d.strip() for d in base_docs):
+        raise ValueError("the base domain has no text to pretrain on")
+    folder = cache_dir() / spec.key(base_docs + [d for docs in later_docs for d in docs])
+    if (folder / "model.safetensors").is_file() and (folder / "tokenizer").is_dir():
+        return folder, False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        _build(spec, base_docs, later_docs, tmp, say, log)
+        if folder.exists():  # another process built it meanwhile: keep theirs
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder, True
+
+
+def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], out: Path,
+           say: Callable[[str], None], log: Callable[[dict], None] | None) -> None:
+    t0 = time.perf_counter()
+    tokenizer = Tokenizer().train(tokenizer_text(base_docs, later_docs), spec.vocab_size, verbose=False)
+    tokenizer.save(out / "tokenizer")
+    ids = encode_documents(base_docs, tokenizer)
+    say(f"tokenizer: {tokenizer.vocab_size} ids in {time.perf_counter() - t0:.1f}s; base text: {len(ids):,} tokens")
+    Tensor.manual_seed(spec.seed)
+    preset = ModelConfig.from_preset(spec.preset)
+    model = Transformer(ModelConfig.from_preset(spec.preset, vocab_size=tokenizer.vocab_size,
+                                                max_seq_len=max(spec.seq_len, preset.max_seq_len)))
+    timed = spec.base_steps is None
+    max_steps = CALIBRATION if timed else spec.base_steps
+    config = TrainConfig(batch_size=spec.batch_size, seq_len=spec.seq_len, lr=spec.lr, min_lr=spec.lr / 10,
+                         warmup_steps=WARMUP if timed else min(WARMUP, max(1, max_steps // 5)), max_steps=max_steps,
+                         eval_every=0, ckpt_every=0, seed=spec.seed)
+    trainer = Trainer(model, config, step_batches(ids, spec.batch_size, spec.seq_len, spec.seed))
+    stamps: list[float] = []
+
+    def on_step(rec: dict) -> None:
+        stamps.append(time.perf_counter())
+        if log is not None:
+            log({**rec, "steps": config.max_steps, "stamps": stamps})
+
+    start = time.perf_counter()
+    status = trainer.fit(log=on_step)
+    if timed and status == "done":  # the step has compiled and been timed: spend the rest of the budget
+        step_s = (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+        left = spec.base_seconds - (stamps[-1] - stamps[1])
+        config.max_steps = max(WARMUP, trainer.step + int(left / step_s))  # calibration steps were all in warmup
+        status = trainer.fit(log=on_step)
+    if status != "done":
+        raise KeyboardInterrupt(f"base pretraining {status} after {trainer.step} steps; nothing was cached")
+    model.save(out)
+    steady = np.diff(stamps[2:]) if len(stamps) > 3 else np.diff([start, *stamps])
+    timings = {"first_steps_s": stamps[1] - start if len(stamps) > 1 else stamps[-1] - start,
+               "pretrain_step_s": float(np.median(steady)), "pretrain_s": time.perf_counter() - start,
+               "build_s": time.perf_counter() - t0, "final_loss": trainer.history[-1]["loss"]}
+    (out / TIMINGS).write_text(json.dumps(timings, indent=2))
+    say(f"base model: {trainer.step} steps, loss {timings['final_loss']:.3f}, {timings['build_s']:.0f}s")
+
+
+def default_base(spec: BaseSpec | None = None, say: Callable[[str], None] = print) -> Path:
+    """The folder of the demo's base: pretrained on the embedded default corpus's first domain ("docs"), with a
+    tokenizer that has also seen some of "code". The same cache entry `python -m minimac.learn` uses.
+
+        >>> folder = default_base()                                           # doctest: +SKIP
+        >>> model, tok = Transformer.load(folder), Tokenizer.load(folder / "tokenizer")   # doctest: +SKIP
+    """
+    from minimac.data import DEFAULT_DOMAINS, load_corpus
+    first, *later = (load_corpus("default", "train", domain=d) for d in DEFAULT_DOMAINS)
+    return cached_base(spec or BaseSpec(), first, later, say=say)[0]

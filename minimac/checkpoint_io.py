@@ -1,0 +1,177 @@
+"""A continual learner's checkpoint: everything needed to go on learning exactly where it stopped. Lesson 14.
+
+    DIR/learner.json            format, LearnerConfig, counters, domains, adapters, history, R matrix, RNG states
+    DIR/base/                   the frozen base model (minimac.checkpoint format: model.safetensors + config.json)
+    DIR/tokenizer/              the tokenizer
+    DIR/adapters/NN/            one LoRA adapter each (PEFT layout; its name is inside adapter_config.json)
+    DIR/trainers.safetensors    per trainer (adapter, or the whole model for "full"): AdamW moments and step
+                                powers, EWC Fisher and anchors
+    DIR/replay.npz              the replay buffer (minimac.replay format)
+    DIR/fisher_pool.npz         chunks kept for the Fisher of the domain being learned
+    DIR/model.safetensors       + DIR/config.json: the model as it generates now (the active adapter merged into
+                                the base), so `python -m minimac.generate --checkpoint DIR` works as is
+
+Atomic: everything is written into a temp folder beside DIR, then DIR is swapped in with os.replace (an existing DIR
+is first moved to DIR.previous, removed once the new one is in place). An interrupted save leaves the old
+checkpoint intact: either still at DIR, or at DIR.previous, which `load_learner` falls back to.
+Loading checks each file and names the one that is missing or corrupt.
+
+Leaves out: controller state (a controller saves its own), the TinyJit captures (rebuilt on first use).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tinygrad import Tensor
+from tinygrad.nn.state import get_state_dict, safe_save
+
+from minimac import checkpoint, lora
+from minimac.metrics import RMatrix
+from minimac.replay import ReplayBuffer
+from minimac.strategies import LearnerConfig
+
+FORMAT, VERSION = "minimac-learner", 1
+META, TRAINERS, REPLAY, POOL = "learner.json", "trainers.safetensors", "replay.npz", "fisher_pool.npz"
+
+
+class _Plain:
+    """What minimac.checkpoint.save needs from a model: `.config` and `.state_dict()`."""
+
+    def __init__(self, config: Any, state: dict[str, Tensor]):
+        self.config, self._state = config, state
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self._state
+
+
+def base_state_dict(model: Any) -> dict[str, Tensor]:
+    """The model's own weights under seed names, LoRA left out ("q_proj.base_layer.weight" -> "q_proj.weight")."""
+    return {k.replace(".base_layer.", "."): v for k, v in get_state_dict(model).items()
+            if ".lora_A." not in k and ".lora_B." not in k}
+
+
+def merged_state_dict(model: Any, adapter: str | None) -> dict[str, Tensor]:
+    """Seed-named weights with `adapter` folded in (W + scaling * B @ A); the model itself is not changed."""
+    state = base_state_dict(model)
+    if adapter is not None:
+        for path, layer in lora.lora_layers(model).items():
+            if adapter in layer.lora_A:
+                state[f"{path}.weight"] = layer.base_layer.weight + layer.delta_weight(adapter)
+    return state
+
+
+def save_learner(learner: Any, directory: str | os.PathLike) -> Path:
+    final = Path(directory)
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / META).exists())):
+        raise ValueError(f"refusing to overwrite '{final}': it exists and is not a learner checkpoint (no {META})")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        _write(learner, tmp)
+        previous = final.with_name(final.name + ".previous")
+        if final.exists():
+            if previous.exists():
+                shutil.rmtree(previous)
+            os.replace(final, previous)
+        os.replace(tmp, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _write(learner: Any, d: Path) -> None:
+    model, cfg = learner.model, learner.config
+    active = lora.active_adapter(model) if cfg.uses_lora else None
+    checkpoint.save(_Plain(model.config, base_state_dict(model)), d / "base")
+    checkpoint.save(_Plain(model.config, merged_state_dict(model, active)), d)
+    learner.tokenizer.save(d / "tokenizer")
+    adapters = learner.adapters
+    for i, name in enumerate(adapters):
+        lora.save_adapter(model, d / "adapters" / f"{i:02d}", name)
+    states = {**learner._pending_state, **{k: t.state_arrays() for k, t in learner._trainers.items()}}
+    tensors = {f"{k}\t{name}": Tensor(np.ascontiguousarray(a)) for k, arrays in states.items() for name, a in arrays.items()}
+    safe_save(tensors, str(d / TRAINERS))
+    learner.replay.save(d / REPLAY)
+    pool = {f"{dom}\t{i:06d}": c for dom, chunks in learner._fisher_pool.items() for i, c in enumerate(chunks)}
+    np.savez(d / POOL, **pool)
+    meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "model_config": model.config.to_dict(),
+            "step_count": learner.step_count, "domains": learner.domains, "adapters": adapters, "active": active,
+            "trainers": sorted(states), "history": learner.history, "stages": learner.stages,
+            "r_matrix": learner.r_matrix.to_dict() if learner.r_matrix is not None else None,
+            "learning_rate": learner.learning_rate, "replay_ratio": learner.replay_ratio,
+            "ewc_lambda": learner.ewc_lambda, "rng": learner.rng.bit_generator.state}
+    (d / META).write_text(json.dumps(meta, indent=1))
+
+
+def _locate(directory: str | os.PathLike) -> Path:
+    d = Path(directory)
+    if (d / META).is_file():
+        return d
+    previous = d.with_name(d.name + ".previous")
+    if not d.exists() and (previous / META).is_file():
+        return previous  # a save was interrupted between its two renames: the old checkpoint is here, whole
+    if not d.is_dir():
+        raise FileNotFoundError(f"learner checkpoint directory '{d}' does not exist")
+    raise FileNotFoundError(f"'{d / META}' is missing: '{d}' is not a learner checkpoint (save one with "
+                            "learner.save_checkpoint)")
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"'{path}' is corrupt: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"'{path}' is not a minimac learner file (format {FORMAT!r} expected)")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"'{path}' has version {meta.get('version')!r}; this minimac reads version {VERSION}")
+    return meta
+
+
+def load_learner(directory: str | os.PathLike, controllers=()) -> Any:
+    from minimac.learner import ContinualLearner
+    from minimac.tokenizer import Tokenizer
+
+    d = _locate(directory)
+    meta = _read_meta(d / META)
+    try:
+        config = LearnerConfig.from_dict(meta["config"])
+        keys = ("step_count", "domains", "adapters", "active", "trainers", "history", "stages", "rng")
+        step_count, domains, adapters, active, trainer_keys, history, stages, rng = (meta[k] for k in keys)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"'{d / META}' is corrupt: {type(e).__name__}: {e}") from None
+    model = checkpoint.load(d / "base")
+    learner = ContinualLearner(model, Tokenizer.load(d / "tokenizer"), config, controllers)
+    for i, name in enumerate(adapters):
+        lora.load_adapter(model, d / "adapters" / f"{i:02d}", name)
+    if active is not None:
+        lora.set_adapter(model, active)
+    arrays = checkpoint.read_safetensors(d / TRAINERS)
+    for key in trainer_keys:
+        learner._pending_state[key] = {k.split("\t", 1)[1]: np.array(v) for k, v in arrays.items()
+                                       if k.split("\t", 1)[0] == key}
+    learner.replay = ReplayBuffer.load(d / REPLAY)
+    try:
+        with np.load(d / POOL) as z:
+            for k in sorted(z.files):
+                learner._fisher_pool.setdefault(k.split("\t")[0], []).append(z[k])
+    except (OSError, ValueError) as e:
+        raise ValueError(f"'{d / POOL}' is missing or corrupt ({type(e).__name__}: {e})") from None
+    learner.step_count, learner.domains, learner.history, learner.stages = step_count, domains, history, stages
+    learner.r_matrix = RMatrix.from_dict(meta["r_matrix"]) if meta.get("r_matrix") else None
+    learner.rng.bit_generator.state = rng
+    learner.set_learning_rate(meta["learning_rate"])
+    learner.set_replay_ratio(meta["replay_ratio"])
+    learner.set_ewc_lambda(meta["ewc_lambda"])
+    return learner
+
+
+__all__ = ["META", "base_state_dict", "load_learner", "merged_state_dict", "save_learner"]

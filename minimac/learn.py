@@ -1,0 +1,269 @@
+"""`python -m minimac.learn`: watch a small model learn a new domain without forgetting the old one. Lesson 14.
+
+    python -m minimac.learn                                    # the demo: no flags, no download, a few minutes
+    python -m minimac.learn --strategy full                    # the same with naive fine-tuning: watch it forget
+    python -m minimac.learn --data notes.txt --domain notes    # teach it your own text (saved to runs/notes)
+    python -m minimac.generate --checkpoint runs/notes --prompt "..."
+
+The demo: build (first run) or reuse a cached base model pretrained on the corpus's first domain
+(minimac/base_cache.py), let it remember a sample of that domain (for replay and EWC), then learn each later domain
+with `ContinualLearner.learn_stream`, evaluating bits per byte on every domain's held-out text after each stage.
+A rich Live panel shows the stage, step, loss, learning rate, tokens/s, ETA and a per-domain table with forgetting
+coloured; the end shows the R matrix, forgetting / BWT / FWT, and generations before and after learning.
+`--corpus` is "default" (Python's own docs, then stdlib code: no download) or registry names, comma-separated,
+base first (e.g. gutenberg,tinyshakespeare,scotus; MINIMAC_DATA points at an offline mirror).
+Leaves out: the learning itself (minimac/learner.py), the forgetting benchmark (--benchmark, minimac/forgetting.py).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from minimac.device import BackendUnavailable, check_device
+from minimac.hooks import Controller
+from minimac.readout import Readout, fmt_seconds, r_matrix_table
+
+STRATEGY_NAMES = ("full", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
+DEMO = {"stage_steps": 40, "eval_chars": 4000, "train_chars": 200_000, "remember_chars": 40_000,
+        "prompt_chars": 40, "new_tokens": 24}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m minimac.learn", description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", default="default", help="'default' or registry names, base first, comma-separated")
+    p.add_argument("--strategy", default="lora+replay+ewc", choices=STRATEGY_NAMES)
+    p.add_argument("--preset", default="nano", help="model size of the base (default nano)")
+    p.add_argument("--steps", type=int, help=f"optimizer steps per domain (default {DEMO['stage_steps']}; with "
+                                             "--data: LearnerConfig's epochs rule)")
+    p.add_argument("--base-steps", type=int, help="pretraining steps of the cached base (default: as many as fit in "
+                                                  "--base-seconds)")
+    p.add_argument("--base-seconds", type=float, default=60.0, help="pretraining time of the cached base, compile "
+                                                                     "excluded (default 60)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the strategy's, see minimac/strategies.py)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-live", action="store_true", help="plain log lines instead of a live panel (logs, CI)")
+    p.add_argument("--save", metavar="DIR", help="save the learner after every domain (atomic; resumable)")
+    p.add_argument("--resume", metavar="DIR", help="continue from a learner saved with --save")
+    p.add_argument("--data", nargs="+", metavar="FILE", help="UTF-8 text file(s) to learn, as domain --domain")
+    p.add_argument("--domain", help="domain name for --data")
+    p.add_argument("--benchmark", action="store_true", help="run the forgetting benchmark (minimac/forgetting.py)")
+    args = p.parse_args(argv)
+    for name in ("steps", "base_steps", "base_seconds", "lr"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if bool(args.data) != bool(args.domain):
+        p.error("--data and --domain go together: --data FILE... --domain NAME")
+    return args
+
+
+def _prompts(docs: list[str], n: int = 2) -> list[str]:
+    """The first words (up to prompt_chars, cut at a space) of the first n non-empty documents."""
+    out = []
+    for d in docs:
+        d = " ".join(d.split(" ")[:50]).strip()
+        if d:
+            cut = d[:DEMO["prompt_chars"]]
+            out.append(cut[:cut.rfind(" ")] if " " in cut[8:] else cut)
+        if len(out) == n:
+            break
+    return out
+
+
+def load_plan(args: argparse.Namespace) -> dict:
+    """{"base": name, "domains": {name: {"train": [docs], "valid": text, "prompts": [...]}}, "stream": [names]}."""
+    from minimac.data import DEFAULT_DOMAINS, load_corpus
+    names = list(DEFAULT_DOMAINS) if args.corpus == "default" else [c.strip() for c in args.corpus.split(",") if c]
+
+    def docs(name: str, split: str) -> list[str]:
+        return load_corpus("default", split, domain=name) if args.corpus == "default" else load_corpus(name, split)
+
+    keep = names[:1] if args.data else names
+    if len(keep) < 2 and not args.data:
+        raise ValueError(f"--corpus needs a base and at least one domain to learn, got {names}")
+    domains = {n: {"train": docs(n, "train"), "valid": "\n\n".join(docs(n, "valid"))[:DEMO["eval_chars"]],
+                   "prompts": _prompts(docs(n, "test"))} for n in keep}
+    if args.data:
+        text = "\n".join(_read(f) for f in args.data)
+        domains[args.domain] = {"train": [text], "valid": text, "prompts": _prompts(text.split("\n\n"))}
+    return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]]}
+
+
+def _read(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--data file '{p}' does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--data file '{p}' is not UTF-8 text ({e})") from None
+    if not text.strip():
+        raise ValueError(f"--data file '{p}' is empty")
+    return text
+
+
+class _Show(Controller):
+    """A learner controller (minimac/hooks.py) that only watches: each step goes to the readout."""
+
+    def __init__(self, readout: Readout, stream: list[str]):
+        self.readout, self.stream, self.domain = readout, stream, None
+
+    def on_step(self, learner, stats: dict) -> None:
+        if stats["domain"] != self.domain:
+            self.domain = stats["domain"]
+            self.readout.stage(self.domain, self.stream.index(self.domain) + 1, len(self.stream), stats["steps"])
+        self.readout.step(stats)
+
+
+def _estimate(t: dict, n_stages: int, stage_steps: int, evals: int) -> float:
+    """Seconds for the learning part, from the base build's measured compile and step times (see base_cache)."""
+    compile_s, step_s = t.get("first_steps_s", 60.0), t.get("pretrain_step_s", 1.0)
+    # a LoRA step skips the big weight gradients (~0.6 of a full step); its compile is about that of the base's
+    return compile_s + n_stages * stage_steps * 0.6 * step_s + evals * 4 * step_s + 0.5 * compile_s
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from minimac.base_cache import BaseSpec, cached_base, read_timings
+    from minimac.checkpoint import load as load_model
+    from minimac.learner import ContinualLearner
+    from minimac.strategies import LearnerConfig
+    from minimac.tokenizer import Tokenizer
+
+    wall = time.perf_counter()
+    plan = load_plan(args)
+    base, stream, domains = plan["base"], plan["stream"], plan["domains"]
+    stage_steps = args.steps or (None if args.data else DEMO["stage_steps"])
+    save = args.save or (f"runs/{args.domain}" if args.data else None)
+    live = not args.no_live
+    evals = len(domains) * (len(stream) + 1)
+    if args.resume:
+        learner = ContinualLearner.load_checkpoint(args.resume)
+        stream = [d for d in stream if d not in learner.domains]
+        if not stream:
+            console.print(f"{args.resume} has already learned {learner.domains}; nothing left (try --data FILE)")
+            return 0
+        console.print(f"resumed {args.resume}: {learner.config.strategy}, learned {learner.domains}")
+    else:
+        spec = BaseSpec(preset=args.preset, base_steps=args.base_steps, base_seconds=args.base_seconds)
+        with Readout(live=live, console=console, every=25) as r:
+            said: list[bool] = []
+
+            def log(rec: dict) -> None:
+                if not said:
+                    said.append(True)
+                    r.stage(f"{base} (pretraining the base model)", 0, len(stream), rec["steps"])
+                r.step(rec)
+                stamps = rec["stamps"]
+                if len(stamps) == 4:  # compile done and two steps timed: say how long this first run takes
+                    step_s = (stamps[3] - stamps[1]) / 2
+                    base_rest = ((spec.base_steps - 4) * step_s if spec.base_steps else
+                                 max(0.0, spec.base_seconds - (stamps[3] - stamps[1])))
+                    rest = base_rest + _estimate(
+                        {"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
+                        len(stream), stage_steps or 60, evals)
+                    r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
+                              f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
+
+            folder = _base_folder(spec, plan, r, cached_base, log)
+        t = read_timings(folder)
+        console.print(f"base model: {folder}" + (f" (this run should take about "
+                      f"{fmt_seconds(time.perf_counter() - wall + _estimate(t, len(stream), stage_steps or 60, evals))})"
+                      if t and time.perf_counter() - wall < 30 else ""))
+        # LoRA on q and v only (the LoRA paper's choice): on a 2-core CPU all seven targets compile ~1.7x longer
+        # and step ~1.4x slower for about the same gain on this demo (measured on nano)
+        config = LearnerConfig(strategy=args.strategy, learning_rate=args.lr, batch_size=spec.batch_size,
+                               seq_len=spec.seq_len, seed=args.seed, fisher_samples=16,
+                               target_modules=("q_proj", "v_proj"))
+        learner = ContinualLearner(load_model(folder), Tokenizer.load(folder / "tokenizer"), config)
+        learner.remember("\n\n".join(domains[base]["train"])[:DEMO["remember_chars"]], base)
+        learner.consolidate(base)
+    show = _Show(None, stream)
+    learner.controllers.append(show)
+    eval_sets = {d: domains[d]["valid"] for d in [base, *stream] if d in domains}
+    prompts = {d: domains[d]["prompts"] for d in eval_sets}
+    before = {d: [learner.generate(p, DEMO["new_tokens"], seed=0) for p in ps] for d, ps in prompts.items()}
+    items = [(d, "\n\n".join(domains[d]["train"])[:DEMO["train_chars"]]) for d in stream]
+    with Readout(live=live, console=console, every=10) as r:
+        show.readout = r
+
+        def on_stage(stage: str, scores: dict) -> None:
+            m = learner.r_matrix
+            r.scores(m.sets, m.values.tolist(), m.stages)
+            if save and stage != m.stages[0]:
+                learner.save_checkpoint(save)
+                r.message(f"saved {save} after learning {stage}")
+
+        learner.learn_stream(items, eval_sets, base=base, steps=stage_steps, on_stage=on_stage)
+    report(learner, console, prompts, before)
+    console.print(f"done in {fmt_seconds(time.perf_counter() - wall)}" +
+                  (f"; try: python -m minimac.generate --checkpoint {save} --prompt \"...\"" if save else ""))
+    return 0
+
+
+def _base_folder(spec, plan, readout: Readout, cached_base, log):
+    """cached_base with the demo's plan: base documents and the later domains' (for the tokenizer)."""
+    domains = plan["domains"]
+    later = [domains[d]["train"] for d in plan["stream"]]
+    folder, built = cached_base(spec, domains[plan["base"]]["train"], later, say=readout.message, log=log)
+    if not built:
+        readout.message(f"reusing the cached base model in {folder}")
+    return folder
+
+
+def report(learner, console: Console, prompts: dict, before: dict) -> None:
+    m = learner.r_matrix
+    console.print(r_matrix_table(m.sets, m.values.tolist(), m.stages))
+    s = m.summary()
+    console.print(f"average forgetting {s['average_forgetting']:+.3f} bits/byte (>0 = forgot), "
+                  f"BWT {s['backward_transfer']:+.3f} (<0 = forgot), FWT {s['forward_transfer']:+.3f}")
+    table = Table(title="generations (temperature 0.8, seed 0)", title_justify="left", show_lines=True)
+    for col in ("domain", "prompt", "before learning", "after learning"):
+        table.add_column(col, overflow="fold")
+    for d, ps in prompts.items():
+        for p, b in zip(ps, before[d]):
+            a = learner.generate(p, DEMO["new_tokens"], seed=0, domain=d if d in learner.adapters else None)
+            table.add_row(d, repr(p), repr(b), repr(a))
+    console.print(table)
+
+
+def benchmark(argv: list[str] | None, console: Console) -> int:
+    try:
+        module = importlib.import_module("minimac.forgetting")
+    except ModuleNotFoundError:
+        console.print("--benchmark runs the forgetting benchmark, minimac/forgetting.py, which this copy of minimac "
+                      "does not have yet")
+        return 2
+    rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--benchmark"]
+    return int(module.main(rest) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)  # soft wrap: a log line stays one line in a file
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        console.print(f"minimac learn: tinygrad device {check_device()}")
+    except BackendUnavailable as e:
+        errors.print(f"error: {e}")
+        return 2
+    if args.benchmark:
+        return benchmark(argv, console)
+    from minimac.train import NonFiniteLossError
+    try:
+        return run(args, console)
+    except KeyboardInterrupt:
+        where = args.save or (f"runs/{args.domain}" if args.data else None)
+        console.print("interrupted: " + (f"the last checkpoint in {where} is intact" if where else "nothing saved"))
+        return 130
+    except (ValueError, FileNotFoundError, TypeError, NonFiniteLossError) as e:
+        errors.print(f"error: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""The continual learner: teach a pretrained model new text in seconds, domain after domain, and measure what it
+forgets. Lesson 14: the one orchestrator of lessons 07-10.
+
+    learner = ContinualLearner(model, tokenizer, LearnerConfig(strategy="lora+replay+ewc"))
+    learner.learn_from_text("The Zorbian capital is Quixville.", domain="facts")   # -> {loss_before, loss_after, ...}
+    learner.learn_stream([("law", law_text), ("med", med_text)], eval_sets=tests)  # fills learner.r_matrix
+    learner.generate("The Zorbian capital is")
+
+One `learn_from_text` call, with every FIX from the seed audit:
+
+    ids = [eot] + encode(text), cut into windows of seq_len + 1 tokens (mixing.chunk_ids)  no crash on long text
+    steps = the argument, or `epochs` passes over the chunks with at least min_steps       one call really learns
+    each step: rows = new chunks (ALWAYS some) + replayed earlier chunks (per-domain balanced) + padding
+               weighted CE (targets shifted ONCE) + EWC penalty; clip; AdamW on the trainable tensors only
+               (learner_step.StepTrainer: one TinyJit per adapter, fixed (B, T), lr and lambda as Tensors)
+               controllers' on_step: only they may change lr / replay ratio / EWC lambda (nothing does silently)
+    a nan/inf loss puts the weights and optimizer state back as they were before the call, then raises
+    the new chunks join the replay buffer afterwards, so replay always draws from *earlier* text
+
+Leaves out: the pieces (lora, replay, ewc, metrics), batches (mixing.py), the jitted step (learner_step.py),
+routing / evaluation / generation (routing.py), files (checkpoint_io.py), the config (strategies.py), the CLI (learn.py).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from minimac import lora, routing
+from minimac.ewc import EWC
+from minimac.hooks import Controller
+from minimac.learner_step import StepTrainer
+from minimac.metrics import RMatrix, evaluate
+from minimac.mixing import chunk_ids, mixed_batch, new_chunk_schedule
+from minimac.replay import Experience, ReplayBuffer
+from minimac.strategies import LearnerConfig
+from minimac.train import NonFiniteLossError
+
+FULL = "<full>"    # key of the one trainer of strategy "full"; the other keys are adapter names
+SINGLE = "default"  # the adapter of the one-adapter strategies
+
+
+class ContinualLearner:
+    """Learns text domain after domain with the strategy in `config`; evaluates, generates and checkpoints.
+
+    `controllers` (minimac/hooks.py) get on_step, select_replay and on_domain_end calls.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, config: LearnerConfig | None = None,
+                 controllers: Iterable[Controller] = ()):
+        config = LearnerConfig() if config is None else config
+        if not isinstance(config, LearnerConfig):
+            raise TypeError(f"config must be a LearnerConfig, got {type(config).__name__}")
+        if not hasattr(model, "config") or not hasattr(model, "parameters"):
+            raise TypeError(f"model must be a minimac Transformer, got {type(model).__name__}")
+        if not callable(getattr(tokenizer, "encode", None)) or not hasattr(tokenizer, "eot_id"):
+            raise TypeError(f"tokenizer needs .encode, .decode and .eot_id, got {type(tokenizer).__name__}")
+        if config.seq_len > model.config.max_seq_len:
+            raise ValueError(f"seq_len {config.seq_len} is longer than the model's max_seq_len "
+                             f"{model.config.max_seq_len}")
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model only "
+                             f"{model.config.vocab_size}: they were not made for each other")
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.controllers = list(controllers)
+        self.replay = ReplayBuffer(config.mem_size, config.policy, seed=config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.learning_rate, self.replay_ratio, self.ewc_lambda = config.lr, config.replay_ratio, config.ewc_lambda
+        self.step_count = 0                     # optimizer steps taken, over every call
+        self.domains: list[str] = []            # in order of first appearance
+        self.history: list[dict] = []           # one stats dict per learn_from_text call
+        self.stages: list[dict] = []            # one {"stage", "scores"} per R-matrix row of learn_stream
+        self.r_matrix: RMatrix | None = None
+        self._trainers: dict[str, StepTrainer] = {}
+        self._pending_state: dict[str, dict] = {}              # trainer arrays loaded before the trainer exists
+        self._fisher_pool: dict[str, list[np.ndarray]] = {}    # chunks per domain, for its Fisher at its end
+        if config.uses_lora and not config.per_domain and SINGLE not in lora.adapter_names(model):
+            lora.inject_lora(model, self.lora_config, SINGLE)
+
+    @property
+    def lora_config(self) -> lora.LoRAConfig:
+        c = self.config
+        return lora.LoRAConfig(c.r, c.lora_alpha, c.lora_dropout, c.target_modules)
+
+    @property
+    def adapters(self) -> list[str]:
+        return lora.adapter_names(self.model)
+
+    # ---- knobs for controllers (minimac/hooks.py) ---------------------------------------------------------------
+    def set_learning_rate(self, lr: float) -> None:
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+        self.learning_rate = float(lr)
+
+    def set_replay_ratio(self, ratio: float) -> None:
+        if not (isinstance(ratio, (int, float)) and 0 <= ratio <= 1):
+            raise ValueError(f"replay_ratio must be in [0, 1], got {ratio!r}")
+        self.replay_ratio = float(ratio)
+
+    def set_ewc_lambda(self, value: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"ewc_lambda must be a finite number >= 0, got {value!r}")
+        self.ewc_lambda = float(value)
+        for trainer in self._trainers.values():
+            if trainer.ewc is not None:
+                trainer.ewc.ewc_lambda = self.ewc_lambda  # assigned in place: the captured step sees it
+
+    # ---- learning -----------------------------------------------------------------------------------------------
+    def _trainer_for(self, domain: str) -> StepTrainer:
+        """Activate what `domain` trains (its own adapter under adapter-per-domain) and return its trainer."""
+        key = FULL if not self.config.uses_lora else domain if self.config.per_domain else SINGLE
+        if key != FULL:
+            if key not in self.adapters:
+                lora.add_adapter(self.model, key, self.lora_config)
+            lora.enable_adapters(self.model)
+            lora.set_adapter(self.model, key)
+        if key not in self._trainers:
+            c = self.config
+            params = self.model.parameters() if key == FULL else lora.lora_parameters(self.model, key)
+            ewc = EWC(self.ewc_lambda, c.mode, c.decay_factor) if c.uses_ewc else None
+            self._trainers[key] = StepTrainer(self.model, params, self.learning_rate, c.weight_decay,
+                                              c.max_grad_norm, ewc)
+            if key in self._pending_state:
+                self._trainers[key].load_arrays(self._pending_state.pop(key))
+        return self._trainers[key]
+
+    def encode(self, text: str) -> list[int]:
+        """[eot] + token ids, like a document in the pretraining stream (so the first real token is predicted too)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("text is empty (or only whitespace): there is nothing to learn")
+        return [self.tokenizer.eot_id, *self.tokenizer.encode(text)]
+
+    def _loss_on(self, ids: list[int]) -> float:
+        """Mean next-token loss (nats) over ids, or over its first 4 batches of windows when it is longer."""
+        cfg = self.config
+        return evaluate(self.model, np.asarray(ids[:4 * cfg.batch_size * cfg.seq_len + 1]), cfg.seq_len,
+                        cfg.batch_size)["loss"]
+
+    def learn_from_text(self, text: str, domain: str = "default", importance: float = 1.0, steps: int | None = None,
+                        epochs: float | None = None) -> dict:
+        """Train on `text` now. Returns loss_before / loss_after (nats per token on the text, its first 4 batches
+        of windows if longer), steps, examples (chunks), tokens, seconds, and more.
+
+        Steps: `steps` if given, else LearnerConfig.default_steps: `epochs` (default config.epochs) passes over the
+        chunks, at least `min_steps`. Raises NonFiniteLossError, weights restored, if the loss becomes nan/inf.
+        """
+        if not isinstance(domain, str) or not domain:
+            raise ValueError(f"domain must be a non-empty str, got {domain!r}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        if epochs is not None and not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
+            raise ValueError(f"epochs must be a number > 0, got {epochs!r}")
+        ids = self.encode(text)
+        Experience(ids, importance, domain)  # checks importance (finite, >= 0) before anything changes
+        cfg, t0 = self.config, time.perf_counter()
+        chunks = chunk_ids(ids, cfg.seq_len)
+        trainer = self._trainer_for(domain)
+        if domain not in self.domains:
+            self.domains.append(domain)
+        replaying = cfg.uses_replay and len(self.replay) > 0
+        new_rows = cfg.batch_size - (cfg.replay_rows(self.replay_ratio) if replaying else 0)
+        steps = steps or cfg.default_steps(len(chunks), epochs, self.replay_ratio if replaying else 0.0)
+        schedule = new_chunk_schedule(len(chunks), new_rows, steps, self.rng)
+        loss_before, saved = self._loss_on(ids), trainer.snapshot()
+        losses, seen, step_t0 = [], 0, time.perf_counter()
+        for k, rows in enumerate(schedule):
+            # a controller may have changed the ratio; the new chunks keep their rows, replay gets the rest
+            n_replay = min(cfg.replay_rows(self.replay_ratio), cfg.batch_size - len(rows)) if replaying else 0
+            replayed = self._replay_rows(n_replay)
+            x, y, w = mixed_batch([chunks[i] for i in rows], [e.input_ids for e in replayed], cfg.batch_size,
+                                  cfg.seq_len, self.replay_ratio)
+            task, penalty, norm = trainer.step(x, y, w, self.learning_rate)
+            if not all(math.isfinite(v) for v in (task, penalty, norm)):
+                trainer.restore(saved)
+                raise NonFiniteLossError(
+                    f"loss became {task} (EWC penalty {penalty}, grad norm {norm}) at step {k + 1}/{steps} on domain "
+                    f"{domain!r} with lr {self.learning_rate:.3g}; the trainable weights and optimizer state were "
+                    "restored to their values before this call. Try a lower learning_rate or ewc_lambda.")
+            self.step_count += 1
+            losses.append(task)
+            seen += int((y != -1).sum())
+            elapsed = time.perf_counter() - step_t0
+            stats = {"step": k + 1, "steps": steps, "global_step": self.step_count, "loss": task, "ewc": penalty,
+                     "grad_norm": norm, "lr": self.learning_rate, "replay_ratio": self.replay_ratio,
+                     "replay_rows": len(replayed), "domain": domain, "tokens": seen,
+                     "tokens_per_s": seen / max(elapsed, 1e-9), "eta_s": elapsed / (k + 1) * (steps - k - 1)}
+            for c in self.controllers:
+                c.on_step(self, stats)
+        self._store(domain, chunks, importance)
+        result = {"domain": domain, "adapter": lora.active_adapter(self.model) if cfg.uses_lora else None,
+                  "steps": steps, "examples": len(chunks), "tokens": len(ids) - 1, "trained_tokens": seen,
+                  "loss_before": loss_before, "loss_after": self._loss_on(ids), "first_step_loss": losses[0],
+                  "last_step_loss": losses[-1], "seconds": time.perf_counter() - t0,
+                  "step_seconds": time.perf_counter() - step_t0}
+        self.history.append(result)
+        return result
+
+    def _replay_rows(self, n: int) -> list[Experience]:
+        if n <= 0:
+            return []
+        for c in self.controllers:
+            chosen = c.select_replay(self, n)
+            if chosen is not None:
+                return list(chosen)[:n]
+        return self.replay.sample_by_domain(n)
+
+    def _store(self, domain: str, chunks: list[np.ndarray], importance: float) -> None:
+        """The chunks join the replay buffer (replay strategies) and a bounded sample for the domain's Fisher."""
+        if self.config.uses_replay:
+            self.replay.add_many(Experience(c, importance, domain) for c in chunks)
+        pool = self._fisher_pool.setdefault(domain, [])
+        pool.extend(chunks)
+        if len(pool) > 4 * self.config.fisher_samples:
+            keep = self.rng.choice(len(pool), 4 * self.config.fisher_samples, replace=False)
+            self._fisher_pool[domain] = [pool[i] for i in sorted(keep)]
+
+    def remember(self, text: str, domain: str, importance: float = 1.0) -> int:
+        """Keep text of a domain without training on it: its chunks join the replay buffer (replay strategies) and
+        the sample for its EWC Fisher. For what the model already knows, e.g. some of the base model's pretraining
+        text, so that replay and EWC (after `consolidate(domain)`) protect the base too. Returns the chunk count."""
+        if not isinstance(domain, str) or not domain:
+            raise ValueError(f"domain must be a non-empty str, got {domain!r}")
+        Experience([0], importance, domain)
+        chunks = chunk_ids(self.encode(text), self.config.seq_len)
+        self._store(domain, chunks, importance)
+        if domain not in self.domains:
+            self.domains.append(domain)
+        return len(chunks)
+
+    def consolidate(self, domain: str) -> None:
+        """End of a domain: the EWC Fisher on up to fisher_samples of its chunks (StepTrainer.fisher: replays the
+        jitted step, no new compile), then every controller's on_domain_end (the "sleep" slot)."""
+        if domain not in self.domains:
+            raise ValueError(f"unknown domain {domain!r}; learned so far: {self.domains}")
+        pool = self._fisher_pool.pop(domain, [])
+        if self.config.uses_ewc and pool:
+            cfg, trainer = self.config, self._trainer_for(domain)
+            pick = sorted(self.rng.choice(len(pool), min(len(pool), cfg.fisher_samples), replace=False))
+            batches = [mixed_batch([pool[j] for j in pick[i:i + cfg.batch_size]], [], cfg.batch_size, cfg.seq_len, 0.0)
+                       for i in range(0, len(pick), cfg.batch_size)]
+            trainer.ewc.consolidate(trainer.params, trainer.fisher(batches))
+        for c in self.controllers:
+            c.on_domain_end(self, domain)
+
+    def learn_stream(self, experiences: Iterable[Any], eval_sets: dict[str, str] | None = None,
+                     base: str | None = None, steps: int | None = None, epochs: float | None = None,
+                     on_stage: Callable[[str, dict], None] | None = None) -> list[dict]:
+        """Learn (domain, text) pairs (or objects with .domain and .text) in order; consolidate at each domain change.
+
+        With `eval_sets` ({set name: text}) the R matrix (metrics.RMatrix, bits per byte, lower is better) is
+        filled: a row for the model before the stream, then one after each domain. Its sets are [base, the stream's
+        domains in order, the other sets (probes)]; `base` names the set standing for what the model knew before
+        (default: the first eval set that is not a stream domain); every stream domain needs a set of its own name.
+        `r_matrix.summary()` then gives forgetting (last - best, > 0 = forgot), BWT (< 0 = forgot) and FWT
+        (> 0 = earlier domains helped). `on_stage(stage, scores)` is called after each row.
+        """
+        items = [_as_pair(e) for e in experiences]
+        order = [d for i, (d, _) in enumerate(items) if i == 0 or items[i - 1][0] != d]
+        if len(set(order)) != len(order):
+            raise ValueError(f"domain order {order} revisits a domain; group each domain's texts together")
+        if eval_sets is not None:
+            missing = [d for d in order if d not in eval_sets]
+            others = [s for s in eval_sets if s not in order]
+            base = base if base is not None else (others[0] if others else None)
+            if missing or base not in others:
+                raise ValueError(f"eval_sets needs a set for every stream domain and a base set that is not one; "
+                                 f"eval sets {list(eval_sets)}, stream domains {order}, base {base!r}")
+            stages = [base, *order]
+            self.r_matrix = RMatrix(stages, stages + [s for s in others if s != base])
+            self._record_stage(base, eval_sets, on_stage)
+        out = []
+        for i, (domain, text) in enumerate(items):
+            out.append(self.learn_from_text(text, domain, steps=steps, epochs=epochs))
+            if i + 1 == len(items) or items[i + 1][0] != domain:
+                self.consolidate(domain)
+                if eval_sets is not None:
+                    self._record_stage(domain, eval_sets, on_stage)
+        return out
+
+    def _record_stage(self, stage: str, eval_sets: dict[str, str], on_stage) -> None:
+        scores = self.evaluate(eval_sets)
+        self.r_matrix.append(scores)
+        self.stages.append({"stage": stage, "scores": scores})
+        if on_stage is not None:
+            on_stage(stage, scores)
+
+    # ---- using what was learned (minimac/routing.py) and checkpoints (minimac/checkpoint_io.py) -----------------
+    def route(self, text: str) -> str | None:
+        """The adapter (None: bare base) the automatic router picks for `text` (see minimac/routing.py)."""
+        return routing.route(self, self.encode(text))
+
+    def evaluate(self, domains: dict[str, str]) -> dict[str, float]:
+        """{set name: bits per byte} (lower is better); adapter-per-domain routes each set (see routing.py)."""
+        return routing.evaluate(self, domains)
+
+    def stream(self, prompt: str, max_new_tokens: int = 50, temperature: float = 0.8, top_k: int | None = 40,
+               top_p: float | None = 0.9, domain: str | None = None, seed: int | None = None) -> Iterator[str]:
+        """Yield the continuation of `prompt` in pieces (routing as in `generate`)."""
+        return routing.stream(self, prompt, max_new_tokens, temperature, top_k, top_p, domain, seed)
+
+    def generate(self, prompt: str, max_new_tokens: int = 50, temperature: float = 0.8, top_k: int | None = 40,
+                 top_p: float | None = 0.9, domain: str | None = None, seed: int | None = None) -> str:
+        """The continuation of `prompt` (without the prompt). adapter-per-domain: `domain` picks the adapter by
+        name, None routes automatically on the prompt (an empty prompt gets the bare base)."""
+        return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, domain, seed))
+
+    def save_checkpoint(self, directory: str) -> None:
+        """Everything, atomically (see minimac/checkpoint_io.py)."""
+        from minimac.checkpoint_io import save_learner
+        save_learner(self, directory)
+
+    @classmethod
+    def load_checkpoint(cls, directory: str, controllers: Iterable[Controller] = ()) -> ContinualLearner:
+        from minimac.checkpoint_io import load_learner
+        return load_learner(directory, controllers)
+
+
+def _as_pair(e: Any) -> tuple[str, str]:
+    if isinstance(e, (tuple, list)) and len(e) == 2:
+        return e[0], e[1]
+    if hasattr(e, "domain") and hasattr(e, "text"):
+        return e.domain, e.text
+    raise TypeError(f"each experience must be a (domain, text) pair or have .domain and .text, got {e!r:.80}")

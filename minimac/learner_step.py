@@ -1,0 +1,124 @@
+"""One jitted update of the continual learner, for one fixed set of trainable tensors. Lesson 14.
+
+    loss  = sum(w * -log p(y | x))            weighted cross-entropy: targets shifted once, w from mixing.mixed_batch
+          + ewc_lambda / 2 * sum F (theta - theta*)^2          (minimac/ewc.py; zero before the first consolidation)
+    grads = loss.gradient(*trainable)         only the trainable tensors: LoRA A/B of one adapter, or every weight
+    clip the global norm, AdamW step          all inside one TinyJit: fixed (B, T), lr and lambda are Tensors
+
+A `StepTrainer` exists per adapter (or one for the whole model under strategy "full"), since TinyJit freezes the
+Python-level choice of adapter. It also keeps the squared gradients of the last step, which is how the learner
+gets the EWC Fisher without compiling a second graph: `fisher` runs the same jitted step with lr = 0 and
+lambda = 0 (the weights do not move) and puts the optimizer's state back afterwards. On a 2-core CPU a separately
+compiled gradient graph would cost about a minute; a replayed step costs about a second.
+
+Leaves out: which batches to feed (minimac/learner.py, minimac/mixing.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from tinygrad import Context, Tensor, TinyJit, dtypes
+from tinygrad.nn.optim import AdamW
+
+from minimac.ewc import EWC, normalize_fisher
+from minimac.train import clip_by_global_norm
+
+
+def weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+    """sum over (b, t) of weights * -log p(targets | context). With weights 1/n on the n targets that are not -1 it is
+    train.cross_entropy; mixing.mixed_batch's weights give the new text and replay their shares of the loss.
+
+    logits (B, T, V), targets (B, T) int (-1 = ignore), weights (B, T) float -> a scalar.
+    """
+    safe = (targets != -1).where(targets, 0)                               # (B, T): a legal index where ignored
+    picked = logits.gather(-1, safe.unsqueeze(-1)).squeeze(-1)             # (B, T)
+    return ((logits.float().logsumexp(-1) - picked.float()) * weights).sum()
+
+
+class StepTrainer:
+    """AdamW, EWC and one jitted step for `params` of `model`. `step(x, y, w)` -> (task loss, penalty, grad norm)."""
+
+    def __init__(self, model: Any, params: list[Tensor], lr: float, weight_decay: float, max_grad_norm: float,
+                 ewc: EWC | None = None):
+        self.model, self.params, self.max_grad_norm, self.ewc = model, params, max_grad_norm, ewc
+        self.opt = AdamW(params, lr=lr, weight_decay=weight_decay)
+        # squared gradients of the last step (before clipping): the Fisher's raw material. Buffers, not parameters.
+        self.grad_sq = [Tensor.zeros(*p.shape, dtype=dtypes.float32).contiguous().is_param_(False).realize()
+                        for p in params] if ewc is not None else []
+        self.jit = TinyJit(self._step)
+
+    def _step(self, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
+        with Context(TRAINING=1):
+            task = weighted_cross_entropy(self.model(x), y, w)
+            # in the graph from the start (a zero Fisher before the first consolidation): one capture for every domain
+            penalty = self.ewc.penalty(self.params) if self.ewc is not None else Tensor.zeros(())
+            grads = (task + penalty).gradient(*self.params)
+            for buf, g in zip(self.grad_sq, grads):
+                buf.assign(g.float().square())
+            grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
+            for p, g in zip(self.params, grads, strict=True):
+                p.grad = g
+            stats = Tensor.stack(task.float(), penalty.float(), norm)    # (3,): one host sync per step
+            Tensor.realize(stats, *self.opt.schedule_step(), *self.grad_sq)
+        return stats
+
+    def set_lr(self, lr: float) -> None:
+        """Assign in place and realize now: a replayed TinyJit runs only its captured kernels, so it reads the buffer
+        (a Python float would be frozen at capture, and a pending lazy assign would never run)."""
+        self.opt.lr.assign(Tensor([lr], dtype=self.opt.lr.dtype, device=self.opt.lr.device)).realize()
+
+    def step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> tuple[float, float, float]:
+        self.set_lr(lr)
+        task, penalty, norm = (float(v) for v in self.jit(Tensor(x), Tensor(y), Tensor(w)).numpy())
+        return task, penalty, norm
+
+    # ---- the state a step changes: for the nan guard and for checkpoints ----
+    def state(self) -> list[Tensor]:
+        """The trainable tensors, then AdamW's moments and bias-correction powers."""
+        return [*self.params, *self.opt.m, *self.opt.v, self.opt.b1_t, self.opt.b2_t]
+
+    def snapshot(self) -> list[np.ndarray]:
+        return [t.numpy().copy() for t in self.state()]
+
+    def restore(self, arrays: list[np.ndarray]) -> None:
+        for t, a in zip(self.state(), arrays, strict=True):
+            t.assign(Tensor(a, dtype=t.dtype, device=t.device))
+        Tensor.realize(*self.state())
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """For checkpoints: "opt.NNNN" (tensors, moments, powers) and "ewc.<EWC state_dict key>" arrays."""
+        out = {f"opt.{i:04d}": a for i, a in enumerate(self.snapshot())}
+        if self.ewc is not None:
+            out.update({f"ewc.{k}": v.numpy() for k, v in self.ewc.state_dict().items()})
+        return out
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        opt = sorted(k for k in arrays if k.startswith("opt."))
+        if len(opt) != len(self.state()):
+            raise ValueError(f"trainer state has {len(opt)} optimizer arrays, this trainer needs {len(self.state())}")
+        self.restore([arrays[k] for k in opt])
+        if self.ewc is not None:
+            self.ewc.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("ewc.")})
+
+    # ---- EWC ----
+    def fisher(self, batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[Tensor]:
+        """Per-batch empirical Fisher (ewc.py's per_sample=False estimate): the mean over batches of the squared
+        gradient of the batch loss, normalised per tensor by its maximum (ewc.normalize_fisher). Runs the jitted
+        step with lr 0 and lambda 0, so nothing moves; the optimizer state is put back afterwards."""
+        saved, lam = self.snapshot(), self.ewc.ewc_lambda
+        self.ewc.ewc_lambda = 0.0
+        total, n = [np.zeros(p.shape, dtype=np.float64) for p in self.params], 0
+        try:
+            for x, y, w in batches:
+                self.step(x, y, w, lr=0.0)
+                for acc, g in zip(total, self.grad_sq):
+                    acc += g.numpy()
+                n += 1
+        finally:
+            self.restore(saved)
+            self.ewc.ewc_lambda = lam
+        if n == 0:
+            raise ValueError("the Fisher needs at least one batch")
+        return normalize_fisher([Tensor((acc / n).astype(np.float32)) for acc in total])

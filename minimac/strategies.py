@@ -1,0 +1,173 @@
+"""The learner's one config: which continual-learning strategy to run, and its LoRA, replay, EWC and training knobs.
+Lesson 14.
+
+A strategy is a named combination of the tools of lessons 08-10:
+
+    strategy             trains                          replay  EWC   adapters
+    "full"               every weight of the model       no      no    none (the naive baseline that forgets)
+    "lora"               one LoRA adapter                no      no    one, shared by every domain
+    "lora+replay"        one LoRA adapter                yes     no    one
+    "lora+replay+ewc"    one LoRA adapter                yes     yes   one (the seed's default recipe)
+    "adapter-per-domain" a fresh LoRA adapter per domain no      no    one per domain, routed by name or by loss
+
+Leaves out: the training loop itself (minimac/learner.py) and the brain-inspired controllers (minimac/hooks.py).
+
+    >>> LearnerConfig(strategy="lora").lr, LearnerConfig(strategy="full").lr
+    (0.005, 0.0003)
+    >>> LearnerConfig(strategy="lora+replay").uses_replay, LearnerConfig(strategy="lora").uses_replay
+    (True, False)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+STRATEGIES = ("full", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
+# Why two defaults: a LoRA update starts from B = 0 and moves a few thousand numbers, so it tolerates (and needs) a
+# larger step than moving every weight of a pretrained model, where 1e-3 already wrecks what the base knew.
+DEFAULT_LR = {"lora": 5e-3, "full": 3e-4}
+
+
+@dataclass
+class LearnerConfig:
+    """Everything `ContinualLearner` needs besides the model and tokenizer. Laptop-sized defaults.
+
+    Steps per `learn_from_text` call (unless `steps` or `epochs` is passed to it): `epochs` passes over the text's
+    chunks, at `batch_size - replay rows` new chunks per step, but never fewer than `min_steps`, so that even one
+    sentence (one chunk) is seen `min_steps` times and is actually learned.
+    """
+    strategy: str = "lora+replay+ewc"
+    # LoRA (PEFT names): scaling = lora_alpha / r
+    r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = TARGET_MODULES
+    # replay (Avalanche names): replay_ratio is the share of every batch's rows, and of its loss, given to replay
+    mem_size: int = 2000
+    replay_ratio: float = 0.5
+    policy: str = "reservoir"
+    # EWC (Avalanche names): "online" keeps one running Fisher (F <- decay_factor * F + F_new), "separate" one per
+    # domain. Why not the seed's 1000: with a Fisher normalised to max 1 per tensor (ewc.normalize_fisher) it froze a
+    # LoRA adapter outright (nano, 40 steps of code: bits per byte did not move); 10 still cut forgetting sharply.
+    ewc_lambda: float = 10.0
+    mode: str = "online"
+    decay_factor: float = 1.0
+    fisher_samples: int = 32
+    # training; learning_rate None means DEFAULT_LR for the strategy (see `lr`)
+    learning_rate: float | None = None
+    batch_size: int = 8
+    seq_len: int = 64
+    epochs: float = 1.0
+    min_steps: int = 30
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        self.target_modules = tuple(self.target_modules)
+        _positive_int(self, "r", "mem_size", "fisher_samples", "batch_size", "seq_len", "min_steps")
+        _nonneg_int(self, "seed")
+        _number(self, "lora_alpha", low=0.0, low_ok=False)
+        _number(self, "lora_dropout", low=0.0, high=1.0, high_ok=False)
+        _number(self, "replay_ratio", low=0.0, high=1.0)
+        _number(self, "ewc_lambda", low=0.0)
+        _number(self, "decay_factor", low=0.0, high=1.0)
+        _number(self, "epochs", low=0.0, low_ok=False)
+        _number(self, "max_grad_norm", low=0.0, low_ok=False)
+        _number(self, "weight_decay", low=0.0)
+        if self.learning_rate is not None:
+            _number(self, "learning_rate", low=0.0, low_ok=False)
+        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+            raise ValueError(f"target_modules must be a non-empty list of module names like {TARGET_MODULES}, "
+                             f"got {self.target_modules!r}")
+        if self.mode not in ("online", "separate"):
+            raise ValueError(f"mode must be 'online' or 'separate' (EWC), got {self.mode!r}")
+        if self.policy not in ("reservoir", "importance", "uniform"):
+            raise ValueError(f"policy must be one of reservoir, importance, uniform (replay), got {self.policy!r}")
+        if self.uses_replay and self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 with strategy {self.strategy!r}: one row for the new "
+                             "text and one for replay")
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.strategy != "full"
+
+    @property
+    def uses_replay(self) -> bool:
+        return "replay" in self.strategy
+
+    @property
+    def uses_ewc(self) -> bool:
+        return self.strategy.endswith("+ewc")
+
+    @property
+    def per_domain(self) -> bool:
+        return self.strategy == "adapter-per-domain"
+
+    @property
+    def lr(self) -> float:
+        """The learning rate actually used: `learning_rate`, or the strategy's default (LoRA or full)."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return DEFAULT_LR["lora" if self.uses_lora else "full"]
+
+    def replay_rows(self, replay_ratio: float | None = None) -> int:
+        """Rows of a batch given to replay: round(batch_size * ratio), but always leaving one row for the new text.
+
+        The seed's int(B * (1 - ratio)) truncated ratios 0.3 and 0.4 to the same split; rounding does not.
+        `replay_rows()` -> 4 for batch 8, ratio 0.5; 0 for a strategy without replay.
+        """
+        ratio = self.replay_ratio if replay_ratio is None else replay_ratio
+        if not self.uses_replay:
+            return 0
+        return min(self.batch_size - 1, math.floor(self.batch_size * ratio + 0.5))
+
+    def default_steps(self, n_chunks: int, epochs: float | None = None, replay_ratio: float | None = None) -> int:
+        """max(min_steps, ceil(epochs * n_chunks / new rows per step)): 1 chunk -> min_steps; 1000 chunks -> 250."""
+        new_rows = self.batch_size - self.replay_rows(replay_ratio)
+        return max(self.min_steps, math.ceil((self.epochs if epochs is None else epochs) * n_chunks / new_rows))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LearnerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown LearnerConfig field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+
+def _positive_int(cfg: LearnerConfig, *names: str) -> None:
+    for name in names:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def _nonneg_int(cfg: LearnerConfig, *names: str) -> None:
+    for name in names:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+
+
+def _number(cfg: LearnerConfig, name: str, low: float | None = None, high: float | None = None,
+            low_ok: bool = True, high_ok: bool = True) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
+    too_low = low is not None and (v < low or (v == low and not low_ok))
+    too_high = high is not None and (v > high or (v == high and not high_ok))
+    if too_low or too_high:
+        lo = "" if low is None else f"{low} {'<=' if low_ok else '<'} "
+        hi = "" if high is None else f" {'<=' if high_ok else '<'} {high}"
+        raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {v!r}")
+    setattr(cfg, name, float(v))

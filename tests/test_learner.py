@@ -1,0 +1,377 @@
+"""ContinualLearner (minimac/learner.py and its helpers: strategies, mixing, learner_step, routing, checkpoint_io).
+
+Models are tiny (d_model 32, one layer, the 257-id byte tokenizer) so the whole file runs in about a minute on a
+2-core CPU; most of that is compiling the jitted step once. The embedding is scaled to std 0.2: with N(0, 0.02)
+embeddings and tied weights the logits of an untrained model stay within about +-0.6, too flat for any adapter to
+make one sentence likely, while a trained model's are not (this stands in for pretraining).
+"""
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from tinygrad import Tensor
+from tinygrad.nn.state import get_state_dict
+
+import minimac.learner as learner_mod
+from minimac import lora
+from minimac.checkpoint import load as load_model
+from minimac.checkpoint_io import META, TRAINERS
+from minimac.hooks import Controller
+from minimac.learner import ContinualLearner
+from minimac.learner_step import weighted_cross_entropy
+from minimac.mixing import chunk_ids, mixed_batch, new_chunk_schedule
+from minimac.model import ModelConfig, Transformer
+from minimac.replay import Experience
+from minimac.strategies import STRATEGIES, LearnerConfig
+from minimac.tokenizer import Tokenizer
+from minimac.train import NonFiniteLossError, cross_entropy
+
+TINY = {"vocab_size": 300, "d_model": 32, "num_layers": 1, "num_query_heads": 2, "num_kv_heads": 1, "d_ff": 64,
+        "max_seq_len": 32}
+FACT = "The capital of Zorbia is Quixville."
+PROSE = "the cat sat on the mat and looked at the dog. " * 6
+CODE = "def double(x):\n    return x * 2\n\n" * 6
+MATH = "12 + 30 = 42. 7 * 6 = 42. 84 / 2 = 42. " * 5
+
+
+def tiny_model(seed: int = 0) -> Transformer:
+    Tensor.manual_seed(seed)
+    model = Transformer(ModelConfig(**TINY))
+    model.token_embedding.weight.assign(model.token_embedding.weight * 10).realize()
+    return model
+
+
+def config(**kw) -> LearnerConfig:
+    return LearnerConfig(**{"batch_size": 4, "seq_len": 16, "min_steps": 10, "learning_rate": 1e-2,
+                            "fisher_samples": 8, "ewc_lambda": 1.0, **kw})
+
+
+def make(strategy: str = "lora", seed: int = 0, **kw) -> ContinualLearner:
+    return ContinualLearner(tiny_model(seed), Tokenizer(), config(strategy=strategy, **kw))
+
+
+@pytest.fixture(scope="module")
+def streamed():
+    """A lora+replay+ewc learner that remembered a base text, then learned two domains with an R matrix."""
+    learner = make("lora+replay+ewc")
+    learner.remember(PROSE, "prose")
+    learner.consolidate("prose")
+    learner.learn_stream([("code", CODE), ("math", MATH)], eval_sets={"prose": PROSE, "code": CODE, "math": MATH})
+    return learner
+
+
+@pytest.fixture(scope="module")
+def per_domain():
+    learner = make("adapter-per-domain")
+    learner.learn_stream([("prose", PROSE), ("code", CODE), ("math", MATH)], steps=25)
+    return learner
+
+
+def logits(learner: ContinualLearner, text: str = "def double") -> np.ndarray:
+    return learner.model([learner.encode(text)]).numpy()
+
+
+# ---- config, chunking and batches (host side, fast) ---------------------------------------------------------------
+def test_unknown_strategy_lists_the_choices():
+    with pytest.raises(ValueError, match=re.escape("unknown strategy 'lora+magic'; choose one of: full, lora, lora+")):
+        LearnerConfig(strategy="lora+magic")
+
+
+@pytest.mark.parametrize("field, value", [("r", 0), ("replay_ratio", 1.5), ("learning_rate", -1e-3),
+                                          ("batch_size", 0), ("seq_len", 2.5), ("mode", "sometimes"),
+                                          ("max_grad_norm", 0.0), ("epochs", 0), ("policy", "fifo"),
+                                          ("target_modules", ()), ("decay_factor", 2.0)])
+def test_bad_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        LearnerConfig(**{field: value})
+
+
+def test_strategy_table_and_learning_rate_defaults():
+    assert [LearnerConfig(strategy=s).uses_replay for s in STRATEGIES] == [False, False, True, True, False]
+    assert [LearnerConfig(strategy=s).uses_ewc for s in STRATEGIES] == [False, False, False, True, False]
+    assert LearnerConfig(strategy="full").lr < LearnerConfig(strategy="lora").lr
+    assert LearnerConfig(strategy="lora", learning_rate=0.5).lr == 0.5
+    assert LearnerConfig.from_dict(LearnerConfig(strategy="lora", r=4).to_dict()) == LearnerConfig(strategy="lora", r=4)
+
+
+def test_default_steps_rule():
+    c = LearnerConfig(strategy="lora+replay", batch_size=8, min_steps=30, epochs=1)
+    assert c.replay_rows() == 4 and LearnerConfig(strategy="lora").replay_rows() == 0
+    assert c.default_steps(1) == 30                      # one sentence: min_steps
+    assert c.default_steps(1000) == 250                  # 1000 chunks, 4 new rows a step
+    assert c.default_steps(1000, epochs=2, replay_ratio=0.0) == 250
+    assert LearnerConfig(strategy="lora+replay", batch_size=8, replay_ratio=1.0).replay_rows() == 7  # one row stays new
+
+
+def test_chunks_cover_every_target_once():
+    ids = list(range(100))
+    chunks = chunk_ids(ids, seq_len=16)
+    assert all(2 <= len(c) <= 17 for c in chunks)
+    targets = np.concatenate([c[1:] for c in chunks])
+    np.testing.assert_array_equal(targets, ids[1:])
+    with pytest.raises(ValueError, match="too short"):
+        chunk_ids([5], 16)
+
+
+def test_schedule_uses_distinct_chunks_and_covers_them():
+    sched = new_chunk_schedule(10, rows=4, steps=5, rng=np.random.default_rng(0))
+    assert all(len(set(s)) == 4 for s in sched)
+    assert set(np.concatenate(sched[:3])) == set(range(10))   # one pass in ceil(10 / 4) steps
+    assert new_chunk_schedule(1, rows=4, steps=3, rng=np.random.default_rng(0)) == [[0], [0], [0]]
+
+
+def test_mixed_batch_weights_give_replay_its_share():
+    new, old = [np.arange(1, 6)], [np.arange(10, 27), np.arange(30, 40)]   # 4 new targets, 16 + 9 replayed
+    x, y, w = mixed_batch(new, old, batch_size=4, seq_len=16, replay_ratio=0.25)
+    assert x.shape == y.shape == w.shape == (4, 16)
+    np.testing.assert_array_equal(y[0, :4], [2, 3, 4, 5])    # shifted once
+    np.testing.assert_array_equal(x[0, :4], [1, 2, 3, 4])
+    assert (y[3] == -1).all() and (w[3] == 0).all() and (w[y == -1] == 0).all()
+    np.testing.assert_allclose([w[0].sum(), w[1:].sum(), w.sum()], [0.75, 0.25, 1.0], rtol=1e-6)
+
+
+def test_weighted_cross_entropy_matches_cross_entropy_and_numpy():
+    rng = np.random.default_rng(0)
+    logits_np = rng.normal(size=(2, 5, 7)).astype(np.float32)
+    y = rng.integers(0, 7, (2, 5)).astype(np.int32)
+    y[1, 3:] = -1
+    w = (y != -1) / (y != -1).sum()
+    got = weighted_cross_entropy(Tensor(logits_np), Tensor(y), Tensor(w.astype(np.float32))).item()
+    ref = cross_entropy(Tensor(logits_np), Tensor(y)).item()
+    z = logits_np.astype(np.float64)
+    lse = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1)
+    nll = lse - np.take_along_axis(z, np.maximum(y, 0)[..., None], -1)[..., 0]
+    np.testing.assert_allclose([got, ref], [(nll * w).sum()] * 2, rtol=1e-5, atol=1e-5)
+
+
+# ---- learning -------------------------------------------------------------------------------------------------------
+def test_one_sentence_is_learned_in_a_few_seconds():
+    learner = make("lora")
+    out = learner.learn_from_text(FACT, domain="facts", steps=30)
+    assert out["loss_after"] < 0.5 * out["loss_before"], out
+    assert out["steps"] == 30 and out["examples"] == 3 and out["tokens"] == len(FACT.encode())
+    assert learner.history[-1] is out and learner.step_count == 30
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_one_step_changes_only_the_trainable_tensors(strategy):
+    learner = make(strategy)
+    learner.learn_from_text(FACT, steps=1)   # builds the trainer (and the adapter), one step
+    trainable = {id(t) for t in learner._trainers[learner_mod.FULL if strategy == "full" else "default"].params}
+    state = get_state_dict(learner.model)
+    before = {k: v.numpy().copy() for k, v in state.items()}
+    learner.learn_from_text(FACT, steps=1)
+    changed = {k for k, v in state.items() if not np.array_equal(before[k], v.numpy())}
+    if strategy == "full":
+        assert changed == set(state), f"full fine-tuning left {set(state) - changed} unchanged"
+    else:
+        assert changed and all(id(state[k]) in trainable for k in changed), changed
+        assert all(".lora_" in k for k in changed) and any(".lora_B." in k for k in changed)
+
+
+def test_new_text_is_in_every_batch_and_replay_gets_its_ratio(monkeypatch):
+    calls = []
+
+    def spy(new, replay, *args):
+        calls.append(([np.asarray(c).copy() for c in new], [np.asarray(c).copy() for c in replay], args))
+        return mixed_batch(new, replay, *args)
+
+    monkeypatch.setattr(learner_mod, "mixed_batch", spy)
+    learner = make("lora+replay", replay_ratio=0.5)
+    learner.remember(PROSE, "prose")
+    learner.remember(MATH, "math")
+    fact_chunks = chunk_ids(learner.encode(FACT), 16)
+    learner.learn_from_text(FACT, domain="facts", steps=6)
+    assert len(calls) == 6
+    for new, replay, (batch_size, seq_len, ratio) in calls:
+        assert new and all(any(np.array_equal(c, f) for f in fact_chunks) for c in new)
+        assert len(replay) == 2 and ratio == 0.5                  # round(4 * 0.5) rows of the batch of 4
+    domains = {e.domain for e in learner.replay.experiences if any(np.array_equal(e.input_ids, r)
+                                                                   for _, rs, _ in calls for r in rs)}
+    assert domains == {"prose", "math"}                          # balanced draw: both earlier domains replayed
+    calls.clear()
+    learner.set_replay_ratio(0.25)
+    learner.learn_from_text(FACT, domain="facts", steps=2)
+    assert [len(r) for _, r, _ in calls] == [1, 1]
+
+
+def test_controllers_set_the_learning_rate_and_choose_replay():
+    seen = []
+
+    class Halve(Controller):
+        def on_step(self, learner, stats):
+            seen.append(stats["lr"])
+            learner.set_learning_rate(stats["lr"] / 2)
+
+        def select_replay(self, learner, n):
+            return [Experience(learner.encode("chosen by the controller"), domain="picked")] * n
+
+    learner = make("lora+replay")
+    learner.remember(PROSE, "prose")
+    learner.controllers.append(Halve())
+    learner.learn_from_text(FACT, steps=3)
+    assert seen == [1e-2, 5e-3, 2.5e-3]
+    with pytest.raises(ValueError, match="learning rate"):
+        learner.set_learning_rate(float("nan"))
+
+
+def test_nan_loss_restores_the_weights_and_raises():
+    class Poison(Controller):
+        def on_step(self, learner, stats):   # a frozen base weight goes nan after the first step
+            w = learner.model.layers[0].feed_forward.w2.base_layer.weight
+            w.assign(w * float("nan")).realize()
+
+    learner = make("lora")
+    learner.learn_from_text(FACT, steps=2)
+    trainer = learner._trainers["default"]
+    before = [t.numpy().copy() for t in trainer.state()]
+    learner.controllers.append(Poison())
+    with pytest.raises(NonFiniteLossError, match="restored"):
+        learner.learn_from_text(FACT, steps=3)
+    for t, b in zip(trainer.state(), before):
+        np.testing.assert_array_equal(t.numpy(), b)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda L: L.learn_from_text(42), TypeError, "text must be a str, got int"),
+    (lambda L: L.learn_from_text(""), ValueError, "empty"),
+    (lambda L: L.learn_from_text(" \n "), ValueError, "empty"),
+    (lambda L: L.learn_from_text(FACT, domain=""), ValueError, "domain"),
+    (lambda L: L.learn_from_text(FACT, importance=-1.0), ValueError, "importance"),
+    (lambda L: L.learn_from_text(FACT, steps=0), ValueError, "steps"),
+    (lambda L: L.learn_from_text(FACT, epochs=-1), ValueError, "epochs"),
+    (lambda L: L.evaluate({}), TypeError, "non-empty dict"),
+    (lambda L: L.generate(7), TypeError, "prompt must be a str"),
+    (lambda L: L.learn_stream([("a", FACT), ("b", FACT), ("a", FACT)]), ValueError, "revisits"),
+    (lambda L: L.learn_stream([("a", FACT)], eval_sets={"b": FACT}), ValueError, "every stream domain"),
+    (lambda L: L.learn_stream([42]), TypeError, "domain, text"),
+    (lambda L: L.consolidate("never-seen"), ValueError, "unknown domain"),
+])
+def test_bad_input_is_refused_with_a_clear_message(call, error, message):
+    with pytest.raises(error, match=message):
+        call(make("lora"))
+
+
+def test_model_and_config_mismatches_are_refused():
+    with pytest.raises(ValueError, match="max_seq_len"):
+        ContinualLearner(tiny_model(), Tokenizer(), config(seq_len=64))
+    with pytest.raises(TypeError, match="LearnerConfig"):
+        ContinualLearner(tiny_model(), Tokenizer(), {"strategy": "lora"})
+    with pytest.raises(ValueError, match="tokenizer has 257 ids but the model only 256"):
+        ContinualLearner(Transformer(ModelConfig(**{**TINY, "vocab_size": 256})), Tokenizer(), config())
+
+
+# ---- streams, R matrix, EWC ---------------------------------------------------------------------------------------
+def test_stream_fills_the_r_matrix_and_consolidates(streamed):
+    m = streamed.r_matrix
+    assert m.stages == ["prose", "code", "math"] and m.sets == ["prose", "code", "math"]
+    assert m.values.shape == (3, 3) and np.isfinite(m.values).all()
+    assert m.values[1, 1] < m.values[0, 1] and m.values[2, 2] < m.values[1, 2]   # each stage learned its domain
+    summary = m.summary()
+    assert summary["average_forgetting"] >= 0 and math.isfinite(summary["backward_transfer"])
+    assert [s["stage"] for s in streamed.stages] == ["prose", "code", "math"]
+    ewc = streamed._trainers["default"].ewc
+    assert ewc.num_experiences == 1 and ewc.mode == "online"      # prose, code, math folded into one running F
+    assert set(streamed.replay.domain_counts()) == {"prose", "code", "math"}
+
+
+def test_ewc_lambda_is_a_live_knob(streamed):
+    streamed.set_ewc_lambda(3.0)
+    assert streamed._trainers["default"].ewc.ewc_lambda == 3.0
+    streamed.set_ewc_lambda(1.0)
+    with pytest.raises(ValueError, match="ewc_lambda"):
+        streamed.set_ewc_lambda(-1.0)
+
+
+# ---- adapter per domain -------------------------------------------------------------------------------------------
+def test_adapter_per_domain_makes_one_adapter_per_domain(per_domain):
+    assert per_domain.adapters == ["code", "math", "prose"]
+    assert lora.active_adapter(per_domain.model) == "math"           # the last one trained
+
+
+def test_router_picks_the_adapter_of_the_domain(per_domain):
+    assert per_domain.route("def double(x):\n    return x") == "code"
+    assert per_domain.route("12 + 30 = 42. 7 * 6") == "math"
+    assert per_domain.route("the cat sat on the mat") == "prose"
+    scores = per_domain.evaluate({"code": CODE, "unnamed": CODE})     # by name, and routed to code automatically
+    assert scores["code"] == pytest.approx(scores["unnamed"])
+    with pytest.raises(ValueError, match="unknown domain 'law' for routing"):
+        per_domain.generate("x", domain="law")
+
+
+def test_generation_by_name_uses_that_adapter(per_domain):
+    code = per_domain.generate("def double(x):\n", 12, temperature=0, domain="code")
+    assert isinstance(code, str) and code == per_domain.generate("def double(x):\n", 12, temperature=0)
+    assert "".join(per_domain.stream("def double(x):\n", 12, temperature=0, domain="code")) == code
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------------
+def test_checkpoint_round_trip_restores_everything(streamed, tmp_path):
+    streamed.save_checkpoint(tmp_path / "ckpt")
+    again = ContinualLearner.load_checkpoint(tmp_path / "ckpt")
+    np.testing.assert_array_equal(logits(again), logits(streamed))
+    assert again.config == streamed.config and again.step_count == streamed.step_count
+    assert again.domains == streamed.domains and again.history == json.loads(json.dumps(streamed.history))
+    np.testing.assert_array_equal(again.r_matrix.values, streamed.r_matrix.values)
+    assert len(again.replay) == len(streamed.replay) and again.replay.domain_counts() == streamed.replay.domain_counts()
+    a, b = again._trainer_for("code"), streamed._trainers["default"]
+    for x, y in zip(a.state(), b.state()):          # LoRA tensors, AdamW moments and powers
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    for k, v in b.ewc.state_dict().items():
+        np.testing.assert_array_equal(a.ewc.state_dict()[k].numpy(), v.numpy())
+    r1 = streamed.learn_from_text("x = 1\n", "code", steps=2)
+    r2 = again.learn_from_text("x = 1\n", "code", steps=2)
+    assert r1["loss_after"] == r2["loss_after"]     # same RNG, replay draws and optimizer state: same step
+
+
+def test_checkpoint_exports_a_model_that_generate_can_load(streamed, tmp_path):
+    from minimac.generate import load_for_generation
+    streamed.save_checkpoint(tmp_path / "ckpt")
+    model, _ = load_for_generation(tmp_path / "ckpt")
+    ids = [streamed.encode("def double")]
+    np.testing.assert_allclose(model(ids).numpy(), streamed.model(ids).numpy(), rtol=1e-4, atol=1e-4)
+    base = load_model(tmp_path / "ckpt" / "base")
+    with lora.disable_adapters(streamed.model):
+        np.testing.assert_array_equal(base(ids).numpy(), streamed.model(ids).numpy())
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint(streamed, tmp_path, monkeypatch):
+    import minimac.checkpoint_io as io
+    streamed.save_checkpoint(tmp_path / "ckpt")
+    want = logits(streamed)
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.ReplayBuffer, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        streamed.save_checkpoint(tmp_path / "ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]            # the temp folder is gone
+    np.testing.assert_array_equal(logits(ContinualLearner.load_checkpoint(tmp_path / "ckpt")), want)
+    (tmp_path / "ckpt").rename(tmp_path / "ckpt.previous")                  # crash between the two renames
+    np.testing.assert_array_equal(logits(ContinualLearner.load_checkpoint(tmp_path / "ckpt")), want)
+
+
+def test_checkpoint_errors_name_the_file(streamed, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ContinualLearner.load_checkpoint(tmp_path / "nowhere")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FileNotFoundError, match="learner.json' is missing"):
+        ContinualLearner.load_checkpoint(tmp_path / "other")
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        streamed.save_checkpoint(tmp_path / "other")
+    streamed.save_checkpoint(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / META).write_text("{not json")
+    with pytest.raises(ValueError, match="learner.json' is corrupt"):
+        ContinualLearner.load_checkpoint(tmp_path / "ckpt")
+    streamed.save_checkpoint(tmp_path / "ckpt2")
+    (tmp_path / "ckpt2" / TRAINERS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    with pytest.raises(ValueError, match="trainers.safetensors"):
+        ContinualLearner.load_checkpoint(tmp_path / "ckpt2")
+    streamed.save_checkpoint(tmp_path / "ckpt3")
+    (tmp_path / "ckpt3" / "base" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        ContinualLearner.load_checkpoint(tmp_path / "ckpt3")
