@@ -17,7 +17,6 @@ Leaves out: the learning itself (minimac/learner.py), the forgetting benchmark (
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -231,18 +230,15 @@ def report(learner, console: Console, prompts: dict, before: dict) -> None:
     console.print(table)
 
 
-def benchmark(argv: list[str] | None, console: Console) -> int:
-    try:
-        module = importlib.import_module("minimac.forgetting")
-    except ModuleNotFoundError:
-        console.print("--benchmark runs the forgetting benchmark, minimac/forgetting.py, which this copy of minimac "
-                      "does not have yet")
-        return 2
-    rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--benchmark"]
-    return int(module.main(rest) or 0)
+def benchmark(argv: list[str]) -> int:
+    from minimac.forgetting import main as forgetting_main
+    return forgetting_main([a for a in argv if a != "--benchmark"])
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if "--benchmark" in raw:  # the benchmark has flags of its own (--quick, --strategies, ...): hand them all over
+        return benchmark(raw)
     args = parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)  # soft wrap: a log line stays one line in a file
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -251,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     except BackendUnavailable as e:
         errors.print(f"error: {e}")
         return 2
-    if args.benchmark:
-        return benchmark(argv, console)
     from minimac.train import NonFiniteLossError
     try:
         return run(args, console)
