@@ -4,8 +4,8 @@
     DIR/base/                   the frozen base model (minimac.checkpoint format: model.safetensors + config.json)
     DIR/tokenizer/              the tokenizer
     DIR/adapters/NN/            one LoRA adapter each (PEFT layout; its name is inside adapter_config.json)
-    DIR/trainers.safetensors    per trainer (adapter, or the whole model for "full"): AdamW moments and step
-                                powers, EWC Fisher and anchors
+    DIR/trainers.npz            per trainer (adapter, or the whole model for "full"): AdamW moments and step
+                                powers, EWC Fisher and anchors (numpy, written on the host: many small arrays)
     DIR/replay.npz              the replay buffer (minimac.replay format)
     DIR/fisher_pool.npz         chunks kept for the Fisher of the domain being learned
     DIR/model.safetensors       + DIR/config.json: the model as it generates now (the active adapter merged into
@@ -24,12 +24,13 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tinygrad import Tensor
-from tinygrad.nn.state import get_state_dict, safe_save
+from tinygrad.nn.state import get_state_dict
 
 from minimac import checkpoint, lora
 from minimac.metrics import RMatrix
@@ -37,7 +38,7 @@ from minimac.replay import ReplayBuffer
 from minimac.strategies import LearnerConfig
 
 FORMAT, VERSION = "minimac-learner", 1
-META, TRAINERS, REPLAY, POOL = "learner.json", "trainers.safetensors", "replay.npz", "fisher_pool.npz"
+META, TRAINERS, REPLAY, POOL = "learner.json", "trainers.npz", "replay.npz", "fisher_pool.npz"
 
 
 class _Plain:
@@ -97,8 +98,7 @@ def _write(learner: Any, d: Path) -> None:
     for i, name in enumerate(adapters):
         lora.save_adapter(model, d / "adapters" / f"{i:02d}", name)
     states = {**learner._pending_state, **{k: t.state_arrays() for k, t in learner._trainers.items()}}
-    tensors = {f"{k}\t{name}": Tensor(np.ascontiguousarray(a)) for k, arrays in states.items() for name, a in arrays.items()}
-    safe_save(tensors, str(d / TRAINERS))
+    np.savez(d / TRAINERS, **{f"{k}\t{name}": a for k, arrays in states.items() for name, a in arrays.items()})
     learner.replay.save(d / REPLAY)
     pool = {f"{dom}\t{i:06d}": c for dom, chunks in learner._fisher_pool.items() for i, c in enumerate(chunks)}
     np.savez(d / POOL, **pool)
@@ -136,6 +136,17 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
+def _read_npz(path: Path) -> list[tuple[str, str, np.ndarray]]:
+    """[(group, name, array)] from an .npz whose keys are "group\tname", in key order."""
+    if not path.is_file():
+        raise FileNotFoundError(f"'{path}' is missing")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return [(*k.split("\t", 1), z[k]) for k in sorted(z.files)]
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"'{path}' is corrupt ({type(e).__name__}: {e})") from None
+
+
 def load_learner(directory: str | os.PathLike, controllers=()) -> Any:
     from minimac.learner import ContinualLearner
     from minimac.tokenizer import Tokenizer
@@ -154,17 +165,14 @@ def load_learner(directory: str | os.PathLike, controllers=()) -> Any:
         lora.load_adapter(model, d / "adapters" / f"{i:02d}", name)
     if active is not None:
         lora.set_adapter(model, active)
-    arrays = checkpoint.read_safetensors(d / TRAINERS)
-    for key in trainer_keys:
-        learner._pending_state[key] = {k.split("\t", 1)[1]: np.array(v) for k, v in arrays.items()
-                                       if k.split("\t", 1)[0] == key}
+    for key, name, array in _read_npz(d / TRAINERS):
+        learner._pending_state.setdefault(key, {})[name] = array
+    missing = sorted(set(trainer_keys) - set(learner._pending_state))
+    if missing:
+        raise ValueError(f"'{d / TRAINERS}' is corrupt: it has no state for trainer(s) {missing}")
     learner.replay = ReplayBuffer.load(d / REPLAY)
-    try:
-        with np.load(d / POOL) as z:
-            for k in sorted(z.files):
-                learner._fisher_pool.setdefault(k.split("\t")[0], []).append(z[k])
-    except (OSError, ValueError) as e:
-        raise ValueError(f"'{d / POOL}' is missing or corrupt ({type(e).__name__}: {e})") from None
+    for domain, _, chunk in _read_npz(d / POOL):
+        learner._fisher_pool.setdefault(domain, []).append(chunk)
     learner.step_count, learner.domains, learner.history, learner.stages = step_count, domains, history, stages
     learner.r_matrix = RMatrix.from_dict(meta["r_matrix"]) if meta.get("r_matrix") else None
     learner.rng.bit_generator.state = rng

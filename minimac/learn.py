@@ -17,6 +17,7 @@ Leaves out: the learning itself (minimac/learner.py), the forgetting benchmark (
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -75,22 +76,28 @@ def _prompts(docs: list[str], n: int = 2) -> list[str]:
 
 
 def load_plan(args: argparse.Namespace) -> dict:
-    """{"base": name, "domains": {name: {"train": [docs], "valid": text, "prompts": [...]}}, "stream": [names]}."""
+    """What to learn and test: {"base": name, "stream": [names], "tokenizer_docs": [[docs] per later corpus domain],
+    "domains": {name: {"train": [docs], "valid": text, "prompts": [...]}}}. With --data the stream is the user's
+    text only, but the base (and its tokenizer) stays the corpus's, so every --data run shares one cached base."""
     from minimac.data import DEFAULT_DOMAINS, load_corpus
     names = list(DEFAULT_DOMAINS) if args.corpus == "default" else [c.strip() for c in args.corpus.split(",") if c]
+    if len(names) < 2 and not args.data:
+        raise ValueError(f"--corpus needs a base and at least one domain to learn, got {names}")
+    if args.data and args.domain in names[:1]:
+        raise ValueError(f"--domain {args.domain!r} is the name of the base domain; pick another name")
+    data = "\n".join(_read(f) for f in args.data) if args.data else None  # read first: a bad file fails fast
 
     def docs(name: str, split: str) -> list[str]:
         return load_corpus("default", split, domain=name) if args.corpus == "default" else load_corpus(name, split)
 
-    keep = names[:1] if args.data else names
-    if len(keep) < 2 and not args.data:
-        raise ValueError(f"--corpus needs a base and at least one domain to learn, got {names}")
+    learn = names[:1] if data else names
     domains = {n: {"train": docs(n, "train"), "valid": "\n\n".join(docs(n, "valid"))[:DEMO["eval_chars"]],
-                   "prompts": _prompts(docs(n, "test"))} for n in keep}
-    if args.data:
-        text = "\n".join(_read(f) for f in args.data)
-        domains[args.domain] = {"train": [text], "valid": text, "prompts": _prompts(text.split("\n\n"))}
-    return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]]}
+                   "prompts": _prompts(docs(n, "test"))} for n in learn}
+    if data:
+        domains[args.domain] = {"train": [data], "valid": data, "prompts": _prompts(data.split("\n\n"))}
+    tokenizer_docs = [domains[n]["train"] if n in domains else docs(n, "train") for n in names[1:]]
+    return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]],
+            "tokenizer_docs": tokenizer_docs}
 
 
 def _read(path: str) -> str:
@@ -122,11 +129,14 @@ class _Show(Controller):
 def _estimate(t: dict, n_stages: int, stage_steps: int, evals: int) -> float:
     """Seconds for the learning part, from the base build's measured compile and step times (see base_cache)."""
     compile_s, step_s = t.get("first_steps_s", 60.0), t.get("pretrain_step_s", 1.0)
-    # a LoRA step skips the big weight gradients (~0.6 of a full step); its compile is about that of the base's
-    return compile_s + n_stages * stage_steps * 0.6 * step_s + evals * 4 * step_s + 0.5 * compile_s
+    # a LoRA step skips the big weight gradients (~0.6 of a full step); its compile is about that of the base's, and
+    # evaluation and generation compile their own kernels too (~0.8 of it; measured on a 2-core CPU)
+    return 1.8 * compile_s + n_stages * stage_steps * 0.6 * step_s + evals * 4 * step_s
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from tinygrad import Tensor
+
     from minimac.base_cache import BaseSpec, cached_base, read_timings
     from minimac.checkpoint import load as load_model
     from minimac.learner import ContinualLearner
@@ -168,16 +178,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
-            folder = _base_folder(spec, plan, r, cached_base, log)
-        t = read_timings(folder)
-        console.print(f"base model: {folder}" + (f" (this run should take about "
-                      f"{fmt_seconds(time.perf_counter() - wall + _estimate(t, len(stream), stage_steps or 60, evals))})"
-                      if t and time.perf_counter() - wall < 30 else ""))
+            folder, built = _base_folder(spec, plan, r, cached_base, log)
+        if not built and (t := read_timings(folder)):
+            guess = time.perf_counter() - wall + _estimate(t, len(stream), stage_steps or 60, evals)
+            console.print(f"from the base's measured step time, this run should take about {fmt_seconds(guess)}")
         # LoRA on q and v only (the LoRA paper's choice): on a 2-core CPU all seven targets compile ~1.7x longer
         # and step ~1.4x slower for about the same gain on this demo (measured on nano)
         config = LearnerConfig(strategy=args.strategy, learning_rate=args.lr, batch_size=spec.batch_size,
                                seq_len=spec.seq_len, seed=args.seed, fisher_samples=16,
                                target_modules=("q_proj", "v_proj"))
+        Tensor.manual_seed(args.seed)  # the LoRA init draws from tinygrad's RNG: same seed, same run, cached or not
         learner = ContinualLearner(load_model(folder), Tokenizer.load(folder / "tokenizer"), config)
         learner.remember("\n\n".join(domains[base]["train"])[:DEMO["remember_chars"]], base)
         learner.consolidate(base)
@@ -204,22 +214,23 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _base_folder(spec, plan, readout: Readout, cached_base, log):
-    """cached_base with the demo's plan: base documents and the later domains' (for the tokenizer)."""
-    domains = plan["domains"]
-    later = [domains[d]["train"] for d in plan["stream"]]
-    folder, built = cached_base(spec, domains[plan["base"]]["train"], later, say=readout.message, log=log)
+def _base_folder(spec, plan: dict, readout: Readout, cached_base, log) -> tuple[Path, bool]:
+    """cached_base for the plan: the base domain's documents, and the later corpus domains' for the tokenizer."""
+    folder, built = cached_base(spec, plan["domains"][plan["base"]]["train"], plan["tokenizer_docs"],
+                                say=readout.message, log=log)
     if not built:
         readout.message(f"reusing the cached base model in {folder}")
-    return folder
+    return folder, built
 
 
 def report(learner, console: Console, prompts: dict, before: dict) -> None:
     m = learner.r_matrix
     console.print(r_matrix_table(m.sets, m.values.tolist(), m.stages))
     s = m.summary()
+    fwt = ("n/a (needs two learned domains)" if math.isnan(s["forward_transfer"])
+           else f"{s['forward_transfer']:+.3f} (>0 = earlier domains helped)")
     console.print(f"average forgetting {s['average_forgetting']:+.3f} bits/byte (>0 = forgot), "
-                  f"BWT {s['backward_transfer']:+.3f} (<0 = forgot), FWT {s['forward_transfer']:+.3f}")
+                  f"BWT {s['backward_transfer']:+.3f} (<0 = forgot), FWT {fwt}")
     table = Table(title="generations (temperature 0.8, seed 0)", title_justify="left", show_lines=True)
     for col in ("domain", "prompt", "before learning", "after learning"):
         table.add_column(col, overflow="fold")

@@ -108,3 +108,24 @@ def test_learn_your_own_text_then_generate(micro, capsys):
     assert "learning notes" in capsys.readouterr().out
     assert generate(["--checkpoint", str(out_dir), "--prompt", "Zorbia's capital", "--max-new-tokens", "5"]) == 0
     assert capsys.readouterr().out.startswith("Zorbia's capital")
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_readout_shows_progress_and_colours_forgetting(live):
+    import io
+
+    from rich.console import Console
+
+    from minimac.readout import Readout, forgetting_style
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=live, width=120, color_system="truecolor" if live else None)
+    with Readout(live=live, console=console, every=1) as r:
+        r.stage("code", 1, 2, steps=40)
+        r.step({"step": 1, "steps": 40, "loss": 2.5, "lr": 2e-3, "tokens_per_s": 900.0, "eta_s": 95.0})
+        r.scores(["docs", "code"], [[2.0, 3.0], [2.3, 2.5]], ["docs", "code"])
+    out = buf.getvalue()
+    for text in ("code", "step 1/40", "loss 2.500", "lr 2.00e-03", "900 tok/s", "ETA 1m35s", "2.300"):
+        assert text in out, text
+    assert [forgetting_style(p) for p in (0.5, 5.0, 15.0)] == ["green", "yellow", "red"]
+    if live:
+        assert "+0.300 (15.0%)" in out                                    # docs: 2.0 -> 2.3, red

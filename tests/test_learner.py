@@ -8,6 +8,7 @@ make one sentence likely, while a trained model's are not (this stands in for pr
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -308,9 +309,19 @@ def test_generation_by_name_uses_that_adapter(per_domain):
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------------
-def test_checkpoint_round_trip_restores_everything(streamed, tmp_path):
-    streamed.save_checkpoint(tmp_path / "ckpt")
-    again = ContinualLearner.load_checkpoint(tmp_path / "ckpt")
+@pytest.fixture(scope="module")
+def saved(streamed, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("learner") / "ckpt"
+    streamed.save_checkpoint(folder)
+    return folder
+
+
+def copy(folder, tmp_path, name="ckpt"):
+    return shutil.copytree(folder, tmp_path / name)
+
+
+def test_checkpoint_round_trip_restores_everything(streamed, saved):
+    again = ContinualLearner.load_checkpoint(saved)
     np.testing.assert_array_equal(logits(again), logits(streamed))
     assert again.config == streamed.config and again.step_count == streamed.step_count
     assert again.domains == streamed.domains and again.history == json.loads(json.dumps(streamed.history))
@@ -321,40 +332,40 @@ def test_checkpoint_round_trip_restores_everything(streamed, tmp_path):
         np.testing.assert_array_equal(x.numpy(), y.numpy())
     for k, v in b.ewc.state_dict().items():
         np.testing.assert_array_equal(a.ewc.state_dict()[k].numpy(), v.numpy())
-    r1 = streamed.learn_from_text("x = 1\n", "code", steps=2)
-    r2 = again.learn_from_text("x = 1\n", "code", steps=2)
+    r1 = streamed.learn_from_text("x = 1\n", "code", steps=1)
+    r2 = again.learn_from_text("x = 1\n", "code", steps=1)
     assert r1["loss_after"] == r2["loss_after"]     # same RNG, replay draws and optimizer state: same step
 
 
-def test_checkpoint_exports_a_model_that_generate_can_load(streamed, tmp_path):
+def test_checkpoint_exports_a_model_that_generate_can_load(saved):
     from minimac.generate import load_for_generation
-    streamed.save_checkpoint(tmp_path / "ckpt")
-    model, _ = load_for_generation(tmp_path / "ckpt")
-    ids = [streamed.encode("def double")]
-    np.testing.assert_allclose(model(ids).numpy(), streamed.model(ids).numpy(), rtol=1e-4, atol=1e-4)
-    base = load_model(tmp_path / "ckpt" / "base")
-    with lora.disable_adapters(streamed.model):
-        np.testing.assert_array_equal(base(ids).numpy(), streamed.model(ids).numpy())
+    again = ContinualLearner.load_checkpoint(saved)
+    model, _ = load_for_generation(saved)
+    ids = [again.encode("def double")]
+    np.testing.assert_allclose(model(ids).numpy(), again.model(ids).numpy(), rtol=1e-4, atol=1e-4)
+    base = load_model(saved / "base")
+    with lora.disable_adapters(again.model):
+        np.testing.assert_array_equal(base(ids).numpy(), again.model(ids).numpy())
 
 
-def test_an_interrupted_save_leaves_the_old_checkpoint(streamed, tmp_path, monkeypatch):
+def test_an_interrupted_save_leaves_the_old_checkpoint(streamed, saved, tmp_path, monkeypatch):
     import minimac.checkpoint_io as io
-    streamed.save_checkpoint(tmp_path / "ckpt")
-    want = logits(streamed)
+    folder = copy(saved, tmp_path)
+    want = logits(ContinualLearner.load_checkpoint(folder))
 
-    def crash(*args):
+    def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.ReplayBuffer, "save", crash)
+    monkeypatch.setattr(io.lora, "save_adapter", crash)   # after the base and the export are written
     with pytest.raises(KeyboardInterrupt):
-        streamed.save_checkpoint(tmp_path / "ckpt")
+        streamed.save_checkpoint(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]            # the temp folder is gone
-    np.testing.assert_array_equal(logits(ContinualLearner.load_checkpoint(tmp_path / "ckpt")), want)
-    (tmp_path / "ckpt").rename(tmp_path / "ckpt.previous")                  # crash between the two renames
-    np.testing.assert_array_equal(logits(ContinualLearner.load_checkpoint(tmp_path / "ckpt")), want)
+    np.testing.assert_array_equal(logits(ContinualLearner.load_checkpoint(folder)), want)
+    folder.rename(tmp_path / "ckpt.previous")                                  # a crash between the two renames
+    np.testing.assert_array_equal(logits(ContinualLearner.load_checkpoint(folder)), want)
 
 
-def test_checkpoint_errors_name_the_file(streamed, tmp_path):
+def test_checkpoint_errors_name_the_file(streamed, saved, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ContinualLearner.load_checkpoint(tmp_path / "nowhere")
     (tmp_path / "other").mkdir()
@@ -363,15 +374,15 @@ def test_checkpoint_errors_name_the_file(streamed, tmp_path):
         ContinualLearner.load_checkpoint(tmp_path / "other")
     with pytest.raises(ValueError, match="refusing to overwrite"):
         streamed.save_checkpoint(tmp_path / "other")
-    streamed.save_checkpoint(tmp_path / "ckpt")
-    (tmp_path / "ckpt" / META).write_text("{not json")
+    (copy(saved, tmp_path, "a") / META).write_text("{not json")
     with pytest.raises(ValueError, match="learner.json' is corrupt"):
-        ContinualLearner.load_checkpoint(tmp_path / "ckpt")
-    streamed.save_checkpoint(tmp_path / "ckpt2")
-    (tmp_path / "ckpt2" / TRAINERS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
-    with pytest.raises(ValueError, match="trainers.safetensors"):
-        ContinualLearner.load_checkpoint(tmp_path / "ckpt2")
-    streamed.save_checkpoint(tmp_path / "ckpt3")
-    (tmp_path / "ckpt3" / "base" / "model.safetensors").unlink()
+        ContinualLearner.load_checkpoint(tmp_path / "a")
+    (copy(saved, tmp_path, "b") / TRAINERS).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="trainers.npz' is corrupt"):
+        ContinualLearner.load_checkpoint(tmp_path / "b")
+    (copy(saved, tmp_path, "c") / "base" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        ContinualLearner.load_checkpoint(tmp_path / "ckpt3")
+        ContinualLearner.load_checkpoint(tmp_path / "c")
+    (copy(saved, tmp_path, "d") / "replay.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="replay.npz"):
+        ContinualLearner.load_checkpoint(tmp_path / "d")
