@@ -20,10 +20,13 @@ decode step is compiled once (the idiom of tinygrad/llm/model.py). FIX (seed bug
 0 and built a T x T mask that broke for multi-token steps; here the mask is (T, start_pos+T) with key j visible to
 query i iff j <= start_pos + i.
 
-Two code paths compute the same thing: `attention_reference` spells out repeat / matmul / mask / softmax for the
-lesson; `attention_fused` calls tinygrad's `scaled_dot_product_attention` (is_causal for plain training calls, an
-explicit additive mask otherwise, since `is_causal=True` is wrong with a prefilled cache). The library uses the
-fused one; a test checks that they agree.
+Three code paths compute the same thing. `attention_reference` spells out repeat / matmul / mask / softmax for the
+lesson. `attention_sdpa` calls tinygrad's `scaled_dot_product_attention` (an explicit additive mask, since
+`is_causal=True` is wrong with a prefilled cache); in tinygrad 0.14 that is the same composition of ops, not a
+fused kernel. `attention_fused`, which the library uses, arranges the same arithmetic for speed: no K/V copies for
+GQA (the query heads of a group are stacked along the time axis and share one key matrix), and the scores and
+probabilities, and their gradients, are stored once instead of being recomputed (exp included) inside each matmul
+that reads them; its two matmuls use `minimac.linear.matmul`. Tests check all three agree (tests/test_speed_paths.py).
 
 Not covered: sliding-window attention, flash-attention kernels, paged caches, ALiBi.
 """
@@ -33,8 +36,8 @@ import math
 
 import numpy as np
 from tinygrad import Tensor, UOp, dtypes
-from tinygrad.nn import Linear
 
+from minimac.linear import Linear, matmul
 from minimac.rope import RotaryEmbedding
 
 MASK_VALUE = float(np.finfo(np.float32).min)  # finite "minus infinity" for masked scores
@@ -75,16 +78,34 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = N
     return probs.cast(v.dtype) @ v                                                # (B, Hq, T, hd)
 
 
-def attention_fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0,
-                    causal: bool = False) -> Tensor:
-    """Same as `attention_reference` through `Tensor.scaled_dot_product_attention` (one fused graph).
-
-    `causal=True` (only valid when T == S, i.e. no cache and no padding) lets tinygrad build the triangle itself.
-    """
-    if causal:
-        return q.scaled_dot_product_attention(k, v, is_causal=True, dropout_p=dropout, enable_gqa=True)
+def attention_sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0) -> Tensor:
+    """Same as `attention_reference` through `Tensor.scaled_dot_product_attention` (kept for comparison)."""
     additive = None if mask is None else mask.where(0.0, MASK_VALUE)  # float, so empty rows stay finite
     return q.scaled_dot_product_attention(k, v, attn_mask=additive, dropout_p=dropout, enable_gqa=True)
+
+
+def attention_fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0,
+                    causal: bool = False) -> Tensor:
+    """Same as `attention_reference`, arranged for speed: the library's path. `causal=True` (only valid when T == S,
+    i.e. no cache and no padding) builds the causal mask here.
+
+    Query head h = g * n_rep + r reads KV head g, so q (B, Hq, T, hd) viewed as (B, Hkv, n_rep*T, hd) puts the n_rep
+    heads of group g one after another along the time axis, where they all meet k[:, g]: one (n_rep*T, S) score
+    matrix per KV head, and no repeat_kv copies.
+    """
+    B, Hq, T, hd = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    n_rep = Hq // Hkv
+    if causal:
+        mask = build_attention_mask(T)                                               # (1, 1, T, T)
+    scores = matmul(q.reshape(B, Hkv, n_rep * T, hd).float(), k.float().transpose(-2, -1))  # (B, Hkv, n_rep*T, S)
+    scores = (scores * (1.0 / math.sqrt(hd))).contiguous_backward()  # d(scores) is stored once, read by two matmuls
+    if mask is not None:  # (b, 1, T, S) -> the same rows for each of the n_rep stacked heads: (b, 1, n_rep*T, S)
+        mask = mask.unsqueeze(2).expand(mask.shape[0], 1, n_rep, T, S).reshape(mask.shape[0], 1, n_rep * T, S)
+        scores = mask.where(scores, MASK_VALUE)
+    # stored once (not recomputed, exp included, inside probs @ v), and so is its gradient
+    probs = scores.softmax(-1).contiguous().contiguous_backward().dropout(dropout)
+    return matmul(probs.cast(v.dtype), v).reshape(B, Hq, T, hd)                    # (B, Hq, T, hd)
 
 
 class KVCache:

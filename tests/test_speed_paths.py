@@ -1,0 +1,139 @@
+"""The fast paths (docs/performance.md) compute what the readable lesson paths compute: values and gradients.
+
+Every speed change in minimac only tells tinygrad what to store (`contiguous`, `contiguous_backward`) or arranges the
+same arithmetic differently (grouped-query attention without K/V copies); these tests pin that down against the
+readable versions and against numpy float64.
+"""
+import math
+
+import numpy as np
+import pytest
+from tinygrad import Tensor, UOp
+from tinygrad.nn import Linear as TinygradLinear
+
+from minimac.attention import attention_fused, attention_reference, attention_sdpa, build_attention_mask
+from minimac.linear import Linear, matmul
+from minimac.feedforward import SwiGLU, swiglu_reference
+
+B, T, HD = 2, 6, 8
+
+
+def np_attention(q, k, v, allowed):
+    """float64 GQA: q (B, Hq, T, hd), k/v (B, Hkv, S, hd), allowed bool broadcastable to (B, Hq, T, S)."""
+    n_rep = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, n_rep, axis=1), np.repeat(v, n_rep, axis=1)
+    s = np.where(allowed, q @ k.transpose(0, 1, 3, 2) / math.sqrt(q.shape[-1]), np.finfo(np.float32).min)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+def qkv(hq, hkv, S, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, hq, T, HD)).astype(np.float32), rng.standard_normal((B, hkv, S, HD)).astype(np.float32),
+            rng.standard_normal((B, hkv, S, HD)).astype(np.float32))
+
+
+def values_and_grads(core, q, k, v, **kw):
+    tq, tk, tv = (Tensor(a) for a in (q, k, v))
+    out = core(tq, tk, tv, **kw)
+    # a fixed random projection of the output as the loss, so every output element gets a different gradient
+    w = Tensor(np.random.default_rng(9).standard_normal(out.shape).astype(np.float32))
+    grads = (out * w).sum().gradient(tq, tk, tv)
+    return [out.numpy()] + [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("hq,hkv", [(4, 2), (4, 4), (4, 1)])
+def test_fused_attention_matches_reference_and_numpy_causal(hq, hkv):
+    q, k, v = qkv(hq, hkv, T)
+    fused = values_and_grads(attention_fused, q, k, v, causal=True)
+    ref = values_and_grads(attention_reference, q, k, v, mask=build_attention_mask(T))
+    sdpa = values_and_grads(attention_sdpa, q, k, v, mask=build_attention_mask(T))
+    for a, b, c in zip(fused, ref, sdpa):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(c, b, rtol=1e-5, atol=1e-5)
+    want = np_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), np.tril(np.ones((T, T), bool)))
+    np.testing.assert_allclose(fused[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_attention_with_padding_and_a_prefilled_cache():
+    start = 3                                  # T new queries after 3 cached keys: S = 9
+    q, k, v = qkv(4, 2, start + T, seed=1)
+    pad = np.ones((B, start + T), np.int32)
+    pad[1, :2] = 0                             # left padding in row 1
+    mask = build_attention_mask(T, start, Tensor(pad))
+    fused = values_and_grads(attention_fused, q, k, v, mask=mask)
+    ref = values_and_grads(attention_reference, q, k, v, mask=mask)
+    for a, b in zip(fused, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    allowed = mask.numpy()                     # (B, 1, T, S)
+    want = np_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), allowed)
+    np.testing.assert_allclose(fused[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_attention_one_token_at_a_symbolic_position():
+    q, k, v = qkv(4, 2, 8, seed=2)
+    q = q[:, :, :1]
+    pos = UOp.variable("start_pos", 1, 7).bind(4)           # the decode step: keys 0..4 are visible
+    kk, vv = Tensor(k)[:, :, :pos + 1], Tensor(v)[:, :, :pos + 1]
+    got = attention_fused(Tensor(q), kk, vv).numpy()
+    want = attention_reference(Tensor(q), Tensor(k[:, :, :5]), Tensor(v[:, :, :5])).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_swiglu_storage_hints_change_no_value_and_no_gradient():
+    Tensor.manual_seed(0)
+    ffn = SwiGLU(16, 40)
+    x = np.random.default_rng(3).standard_normal((2, 5, 16)).astype(np.float32)
+    outs = []
+    for f in (ffn, lambda t: swiglu_reference(ffn, t)):
+        tx = Tensor(x)
+        y = f(tx)
+        w = Tensor(np.random.default_rng(4).standard_normal(y.shape).astype(np.float32))
+        grads = (y * w).sum().gradient(tx, ffn.w1.weight, ffn.w2.weight, ffn.w3.weight)
+        outs.append([y.numpy()] + [g.numpy() for g in grads])
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # and the float64 formula
+    w1, w2, w3 = (getattr(ffn, n).weight.numpy().astype(np.float64) for n in ("w1", "w2", "w3"))
+    g = x @ w1.T
+    np.testing.assert_allclose(outs[0][0], (g / (1 + np.exp(-g)) * (x @ w3.T)) @ w2.T, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((5, 3), (3, 4)), ((2, 3, 6, 4), (2, 3, 4, 5))])
+def test_matmul_backward_equals_autograd_and_numpy(shape_a, shape_b):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(shape_a).astype(np.float32), rng.standard_normal(shape_b).astype(np.float32)
+    g = rng.standard_normal((*shape_a[:-1], shape_b[-1])).astype(np.float32)
+    got, ref = [], []
+    for f, out in ((matmul, got), (lambda x, y: x @ y, ref)):
+        ta, tb = Tensor(a), Tensor(b)
+        c = f(ta, tb)
+        out += [c.numpy(), *(t.numpy() for t in (c * Tensor(g)).sum().gradient(ta, tb))]
+    for x, y in zip(got, ref):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+    a64, b64, g64 = a.astype(np.float64), b.astype(np.float64), g.astype(np.float64)
+    np.testing.assert_allclose(got[1], g64 @ np.swapaxes(b64, -1, -2), rtol=1e-5, atol=1e-5)   # da = dc b^T
+    np.testing.assert_allclose(got[2], np.swapaxes(a64, -1, -2) @ g64, rtol=1e-5, atol=1e-5)   # db = a^T dc
+
+
+def test_matmul_falls_back_to_plain_matmul_when_it_must():
+    a, b = Tensor.ones(2, 3, 4), Tensor.ones(4, 5)
+    assert matmul(a, b).uop is (a @ b).uop                        # broadcasting: the very same graph as a @ b
+    pos = UOp.variable("n", 1, 8).bind(3)
+    c, d = Tensor.ones(1, 4), Tensor.ones(4, 8)[:, :pos]
+    assert matmul(c, d).uop is (c @ d).uop                        # symbolic shape (a decode step): a @ b
+
+
+def test_linear_is_an_nn_linear_with_the_same_numbers_and_gradients():
+    Tensor.manual_seed(1)
+    fast = Linear(6, 3, bias=False)
+    assert isinstance(fast, TinygradLinear)       # LoRA and get_state_dict see an ordinary nn.Linear
+    x = np.random.default_rng(6).standard_normal((2, 4, 6)).astype(np.float32)
+    outs = []
+    for f in (fast, lambda t: TinygradLinear.__call__(fast, t)):
+        tx = Tensor(x)
+        y = f(tx)
+        outs.append([y.numpy(), *(g.numpy() for g in (y * y).sum().gradient(tx, fast.weight))])
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs[0][0], x @ fast.weight.numpy().T, rtol=1e-5, atol=1e-5)
