@@ -6,7 +6,8 @@ prompt once, then runs one token per step against the KV cache, with a TinyJit'd
 
 Each method runs once untimed first, so kernel compilation is excluded from the figures (it is reported apart as
 "first run"). The recompute baseline pads its context to a multiple of 32 tokens so that it compiles a few shapes,
-not one per length; each generate() call builds a fresh TinyJit, so the cached figure includes that capture.
+not one per length. generate() keeps its jitted decode step per model, so the timed cached run is a prefill plus
+replays of a captured step; the JIT capture is part of the first run.
 Random weights: the speed of a forward pass does not depend on what the weights say.
 
     python benchmarks/bench_generate.py --preset nano                      # CPU here

@@ -15,8 +15,12 @@ repetition penalty -> temperature -> top-k -> top-p -> softmax -> sample (or arg
 - Stops after `max_new_tokens` or right after `eos_id` (returned as the last id). FIX: the seed never stopped.
 
 Decoding steps run through a TinyJit with `start_pos` as a symbolic variable, so one compiled graph serves every step.
-Each call builds a fresh TinyJit (its first two steps run eagerly while it captures): a JIT kept on the model would
-silently keep running the old graph after LoRA wraps a layer or a KV cache is reallocated.
+Capturing it costs about two eager steps (seconds on a GPU, where a replayed step takes milliseconds), so the JIT is
+kept per model and reused by later calls while it still describes the model: it is keyed by the buffers of every
+weight and KV cache and by each LoRA layer's mode. When LoRA wraps a layer, an adapter is switched or merged,
+`load_state_dict` swaps a buffer, or a controller swaps a layer, the key changes and a fresh JIT is captured (a stale
+one would silently keep running the old graph). Weights updated in place (an optimizer step) keep their buffers, and a
+replay reads their new values. A forward pass that branches on a plain Python attribute must change a Tensor instead.
 Context longer than max_seq_len: the model sees only the last max_seq_len tokens (a sliding window, as the seed
 crops). Once the window is full, each step re-prefills the last max_seq_len tokens (positions restart at 0), which
 gives exactly the seed's numbers but costs a full forward pass per token from then on.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +121,11 @@ def _stream(model, ids, max_new_tokens, eos_id, pick, V, L):
         with Context(TRAINING=0):
             return model([ids[-L:]], 0, use_cache=True, last_only=True).numpy().reshape(V)
 
-    @TinyJit
-    def decode(token: Tensor, start_pos: UOp) -> Tensor:  # (1, 1) id at position start_pos -> (1, 1, V) logits
-        return model(token, start_pos, use_cache=True, last_only=True).realize()
-
     position = UOp.variable("start_pos", 1, max(L - 1, 1))  # symbolic: one compiled step for every position
     if max_new_tokens == 0:
         return
     logits, pos = prefill(), min(len(ids), L)
+    decode = _decoder(model)  # after prefill: every weight and the KV caches are realized buffers now
     for n in range(max_new_tokens):
         next_id = sample_token(logits, ids, **pick)
         ids.append(next_id)
@@ -137,6 +139,45 @@ def _stream(model, ids, max_new_tokens, eos_id, pick, V, L):
             pos += 1
         else:  # the window is full: slide it (recompute the last L tokens)
             logits = prefill()
+
+
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (key, TinyJit), dropped with the model
+
+
+def _graph_key(model: Any) -> tuple:
+    """What a captured decode step depends on: each weight's and KV cache's buffer (the objects themselves, so a freed
+    buffer's id cannot be reused) and each LoRA layer's mode."""
+    from tinygrad.nn.state import get_state_dict
+
+    from minimac.lora import lora_layers
+
+    buffers = [(name, t.uop.base.realized) for name, t in get_state_dict(model).items()]
+    caches = [(c.k.uop.base.realized, c.v.uop.base.realized) for layer in getattr(model, "layers", [])
+              if (c := getattr(getattr(layer, "attention", None), "cache", None)) is not None]
+    modes = [(path, m.active_adapter, m.disabled, m.merged_adapter) for path, m in lora_layers(model).items()]
+    return tuple(buffers), tuple(caches), tuple(modes)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Structural equality, with buffers compared by identity."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a is b if not isinstance(a, (str, bool)) and a is not None else a == b
+
+
+def _decoder(model: Any) -> TinyJit:
+    """The model's jitted decode step, (1, 1) id at a symbolic start_pos -> (1, 1, V) logits, reused across calls."""
+    key, held = _graph_key(model), _DECODERS.get(model)
+    if held is not None and _same(held[0], key):
+        return held[1]
+    ref = weakref.ref(model)  # the JIT must not keep the model (its key in _DECODERS) alive
+
+    @TinyJit
+    def decode(token: Tensor, start_pos: UOp) -> Tensor:
+        return ref()(token, start_pos, use_cache=True, last_only=True).realize()
+
+    _DECODERS[model] = (key, decode)
+    return decode
 
 
 def generate(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature: float = 0.8,

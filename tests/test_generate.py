@@ -109,3 +109,40 @@ def test_cli_streams_text_from_a_checkpoint(model, tmp_path, capsys):
     assert tokenizer.vocab_size == 257 and loaded.config == model.config
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_for_generation(tmp_path / "nowhere")
+
+
+def _fresh(seed=5):
+    Tensor.manual_seed(seed)
+    m = Transformer(ModelConfig(**SMALL))
+    rng = np.random.default_rng(seed)
+    m.load_state_dict({k: Tensor((rng.standard_normal(v.shape) * 0.3).astype(np.float32)) if "norm" not in k else v
+                       for k, v in m.state_dict().items()})
+    return m
+
+
+def test_the_decode_jit_is_reused_across_calls_and_never_stale():
+    from minimac import lora
+    from minimac.generate import _DECODERS
+
+    m, prompt = _fresh(), [3, 9, 40]
+    first = generate(m, prompt, 6, temperature=0)
+    jit = _DECODERS[m][1]
+    assert generate(m, prompt, 6, temperature=0) == first and _DECODERS[m][1] is jit  # reused, same tokens
+    # weights changed in place (what an optimizer step does): same buffers, so the same JIT, reading new values
+    emb = m.state_dict()["token_embedding.weight"]
+    emb.assign(emb * -1.5).realize()
+    assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
+    assert _DECODERS[m][1] is jit
+    # new buffers (load_state_dict) and a new graph (a LoRA adapter with a non-zero B): a fresh capture each time
+    m.load_state_dict(_fresh(seed=6).state_dict())
+    assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
+    assert _DECODERS[m][1] is not jit
+    lora.inject_lora(m, lora.LoRAConfig(r=2, target_modules=["q_proj", "w2"]), "a")
+    for layer in lora.lora_layers(m).values():
+        layer.lora_B["a"].assign(Tensor.full(layer.lora_B["a"].shape, 0.5)).realize()
+    assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
+    adapted = generate(m, prompt, 6, temperature=0)
+    lora.disable_adapters(m)                   # same buffers, another graph: the LoRA mode is part of the key
+    assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
+    lora.enable_adapters(m)
+    assert generate(m, prompt, 6, temperature=0) == adapted
