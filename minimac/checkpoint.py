@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 from tinygrad import Tensor, dtypes
-from tinygrad.nn.state import safe_save
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
-_NP_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
+_NP_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8,
+              "U32": np.uint32}
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -46,6 +46,31 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write Tensors or arrays as a safetensors file, on the host with numpy.
+
+    Why not tinygrad's `safe_save`: it assembles the file with small kernels on the CPU device, which needs a C
+    compiler (clang) even when the model lives on CUDA or METAL; reading each tensor back to numpy needs none.
+    Layout: 8-byte little-endian header length, a JSON header (name -> dtype, shape, byte offsets), the raw bytes.
+    """
+    codes = {np.dtype(v): k for k, v in _NP_DTYPES.items()}
+    arrays = {k: np.ascontiguousarray(v.numpy() if isinstance(v, Tensor) else v) for k, v in tensors.items()}
+    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for k, a in arrays.items():
+        if a.dtype not in codes:
+            raise TypeError(f"cannot save {k!r}: dtype {a.dtype} is not one of {sorted(map(str, codes))}")
+        header[k] = {"dtype": codes[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for a in arrays.values():
+            f.write(a.tobytes())
+
+
 def save(model: Any, directory: str | os.PathLike) -> Path:
     """Write `model`'s weights and config into `directory` (created if needed); return the directory."""
     d = Path(directory)
@@ -56,7 +81,7 @@ def save(model: Any, directory: str | os.PathLike) -> Path:
     state = {k: v.cast(dtypes.float32).contiguous() for k, v in state.items()}
     Tensor.realize(*state.values())
     config = {"format_version": FORMAT_VERSION, "model": model.config.to_dict()}
-    _atomic_write(d / WEIGHTS_NAME, lambda tmp: safe_save(state, tmp))
+    _atomic_write(d / WEIGHTS_NAME, lambda tmp: write_safetensors(tmp, state))
     _atomic_write(d / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     return d
 

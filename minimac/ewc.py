@@ -37,7 +37,9 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
-from tinygrad.nn.state import safe_load, safe_save
+from tinygrad.nn.state import safe_load
+
+from minimac.checkpoint import write_safetensors
 
 MODES = ("separate", "online")
 CONFIG_NAME, WEIGHTS_NAME = "ewc_config.json", "ewc.safetensors"
@@ -255,7 +257,7 @@ class EWC:
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{WEIGHTS_NAME}.tmp"
-        safe_save(self.state_dict(), str(tmp))
+        write_safetensors(tmp, self.state_dict())
         os.replace(tmp, directory / WEIGHTS_NAME)
         config = {"ewc_lambda": self.ewc_lambda, "mode": self.mode, "decay_factor": self.decay_factor,
                   "num_experiences": self.num_experiences}

@@ -37,7 +37,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tinygrad import Tensor
 from tinygrad.nn import Linear
-from tinygrad.nn.state import get_state_dict, safe_load, safe_load_metadata, safe_save
+from tinygrad.nn.state import get_state_dict, safe_load, safe_load_metadata
+
+from minimac.checkpoint import write_safetensors
 
 CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
 
@@ -323,7 +325,7 @@ def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{WEIGHTS_NAME}.tmp"
-    safe_save({k: v.contiguous() for k, v in adapter_state_dict(model, name).items()}, str(tmp))
+    write_safetensors(tmp, adapter_state_dict(model, name))  # on the host: no CPU compiler needed on a GPU
     os.replace(tmp, directory / WEIGHTS_NAME)
     meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules)}
     tmp = directory / f".{CONFIG_NAME}.tmp"

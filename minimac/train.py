@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW, OptimizerGroup
-from tinygrad.nn.state import get_parameters, get_state_dict, safe_load, safe_load_metadata, safe_save
+from tinygrad.nn.state import get_parameters, get_state_dict, safe_load, safe_load_metadata
+
+from minimac.checkpoint import write_safetensors
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -246,7 +248,7 @@ class Trainer:
         meta = {"step": self.step, "train_config": asdict(self.config), "history": self.history,
                 "model_config": _config_dict(self.model), "rng": _rng_state(), **self.meta}
         tmp = folder / f".{CHECKPOINT}.tmp{os.getpid()}"
-        safe_save({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp), {"minimac": json.dumps(meta)})
+        write_safetensors(tmp, self.state_dict(), {"minimac": json.dumps(meta)})  # host-side: any device
         os.replace(tmp, folder / CHECKPOINT)
         return folder / CHECKPOINT
 

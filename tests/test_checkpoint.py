@@ -53,10 +53,10 @@ def test_a_failed_save_keeps_the_old_checkpoint(model, tmp_path, monkeypatch):
     model.save(tmp_path)
     before = (tmp_path / "model.safetensors").read_bytes()
 
-    def boom(state, path):
+    def boom(path, tensors, metadata=None):
         Path(path).write_bytes(b"half")
         raise OSError("disk full")
-    monkeypatch.setattr(checkpoint, "safe_save", boom)
+    monkeypatch.setattr(checkpoint, "write_safetensors", boom)
     with pytest.raises(OSError, match="disk full"):
         model.save(tmp_path)
     assert (tmp_path / "model.safetensors").read_bytes() == before
@@ -124,3 +124,20 @@ def test_bad_config_files(saved, tmp_path, text, message):
     (d / "config.json").write_text(text)
     with pytest.raises(ValueError, match=message):
         checkpoint.load(d)
+
+
+def test_write_safetensors_matches_tinygrads_reader_and_ours(tmp_path):
+    from tinygrad.nn.state import safe_load, safe_load_metadata
+
+    arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([7, -1], np.int32),
+              "d": Tensor([1.5, 2.5])}
+    path = tmp_path / "x.safetensors"
+    checkpoint.write_safetensors(path, arrays, {"note": "hi"})
+    ours, theirs = checkpoint.read_safetensors(path), safe_load(str(path))
+    for k, v in arrays.items():
+        want = v.numpy() if isinstance(v, Tensor) else v
+        np.testing.assert_array_equal(ours[k], want)
+        np.testing.assert_array_equal(theirs[k].numpy(), want)
+    assert safe_load_metadata(str(path))[2]["__metadata__"] == {"note": "hi"}
+    with pytest.raises(TypeError, match="'e'.*float64"):
+        checkpoint.write_safetensors(path, {"e": np.zeros(2)})
