@@ -8,6 +8,8 @@
                                 powers, EWC Fisher and anchors (numpy, written on the host: many small arrays)
     DIR/replay.npz              the replay buffer (minimac.replay format)
     DIR/fisher_pool.npz         chunks kept for the Fisher of the domain being learned
+    DIR/controllers.npz         the controllers' numpy arrays (e.g. the hippocampus's episode codes); their other
+                                state (running averages, counters, RNG states) is in learner.json, by controller name
     DIR/model.safetensors       + DIR/config.json: the model as it generates now (the active adapter merged into
                                 the base), so `python -m minimac.generate --checkpoint DIR` works as is
 
@@ -16,7 +18,14 @@ is first moved to DIR.previous, removed once the new one is in place). An interr
 checkpoint intact: either still at DIR, or at DIR.previous, which `load_learner` falls back to.
 Loading checks each file and names the one that is missing or corrupt.
 
-Leaves out: controller state (a controller saves its own), the TinyJit captures (rebuilt on first use).
+Controllers (minimac/hooks.py): each one's `state_dict()` is saved under its `name`; `load_learner(DIR, controllers)`
+gives it back to the controller of that name (`load_state_dict`), so a run resumes with the same running averages,
+counters, memories and random draws. Controllers are not rebuilt from the file: pass them again, built the same
+way. One that changes the model (Homeostasis(model)) must be built on the loaded model, so `controllers` may be a
+function of the model: `load_learner(DIR, lambda model: [Hippocampus(), Homeostasis(model)])`. A saved state with
+no controller of its name is left unused (resuming without a controller is allowed).
+
+Leaves out: the TinyJit captures (rebuilt on first use).
 """
 from __future__ import annotations
 
@@ -39,6 +48,7 @@ from minimac.strategies import LearnerConfig
 
 FORMAT, VERSION = "minimac-learner", 1
 META, TRAINERS, REPLAY, POOL = "learner.json", "trainers.npz", "replay.npz", "fisher_pool.npz"
+CONTROLLERS = "controllers.npz"
 
 
 class _Plain:
@@ -102,13 +112,51 @@ def _write(learner: Any, d: Path) -> None:
     learner.replay.save(d / REPLAY)
     pool = {f"{dom}\t{i:06d}": c for dom, chunks in learner._fisher_pool.items() for i, c in enumerate(chunks)}
     np.savez(d / POOL, **pool)
+    controllers, arrays = _controller_states(learner.controllers)
+    np.savez(d / CONTROLLERS, **arrays)
+    from minimac.neuro import lr_scales
     meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "model_config": model.config.to_dict(),
             "step_count": learner.step_count, "domains": learner.domains, "adapters": adapters, "active": active,
             "trainers": sorted(states), "history": learner.history, "stages": learner.stages,
             "r_matrix": learner.r_matrix.to_dict() if learner.r_matrix is not None else None,
             "learning_rate": learner.learning_rate, "replay_ratio": learner.replay_ratio,
-            "ewc_lambda": learner.ewc_lambda, "rng": learner.rng.bit_generator.state}
-    (d / META).write_text(json.dumps(meta, indent=1))
+            "ewc_lambda": learner.ewc_lambda, "rng": learner.rng.bit_generator.state,
+            "controllers": controllers, "lr_scales": lr_scales(learner)}
+    (d / META).write_text(json.dumps(meta, indent=1, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars (a counter that became np.int64); anything else is an error naming the type."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot save {type(value).__name__} {value!r:.60} in {META}: a controller's state_dict() may "
+                    "hold numbers, strings, lists, dicts and top-level numpy arrays only")
+
+
+def controller_keys(controllers: Any) -> dict[str, Any]:
+    """{key: controller}: the key is the controller's `name` (its class name if it has none), "#2", "#3"... added
+    for repeats, so the same list of controllers gets the same keys when it is built again."""
+    out: dict[str, Any] = {}
+    for c in controllers:
+        base = str(getattr(c, "name", type(c).__name__))
+        key, i = base, 2
+        while key in out:
+            key, i = f"{base}#{i}", i + 1
+        out[key] = c
+    return out
+
+
+def _controller_states(controllers: Any) -> tuple[dict, dict[str, np.ndarray]]:
+    """({key: {"class", "state"}} for learner.json, {"key\tfield": array} for controllers.npz)."""
+    meta, arrays = {}, {}
+    for key, c in controller_keys(controllers).items():
+        state = c.state_dict() if callable(getattr(c, "state_dict", None)) else {}
+        if not state:
+            continue
+        meta[key] = {"class": type(c).__name__,
+                     "state": {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}}
+        arrays.update({f"{key}\t{k}": v for k, v in state.items() if isinstance(v, np.ndarray)})
+    return meta, arrays
 
 
 def _locate(directory: str | os.PathLike) -> Path:
@@ -147,8 +195,10 @@ def _read_npz(path: Path) -> list[tuple[str, str, np.ndarray]]:
         raise ValueError(f"'{path}' is corrupt ({type(e).__name__}: {e})") from None
 
 
-def load_learner(directory: str | os.PathLike, controllers=()) -> Any:
+def load_learner(directory: str | os.PathLike, controllers: Any = ()) -> Any:
+    """The learner saved in `directory`, with `controllers` (a list, or a function model -> list) and their state."""
     from minimac.learner import ContinualLearner
+    from minimac.neuro import restore_lr_scales
     from minimac.tokenizer import Tokenizer
 
     d = _locate(directory)
@@ -160,6 +210,12 @@ def load_learner(directory: str | os.PathLike, controllers=()) -> Any:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"'{d / META}' is corrupt: {type(e).__name__}: {e}") from None
     model = checkpoint.load(d / "base")
+    controllers = list(controllers(model) if callable(controllers) else controllers)
+    for c in controllers:
+        if getattr(c, "model", None) is not None and c.model is not model:
+            raise ValueError(f"controller {getattr(c, 'name', type(c).__name__)!r} was built on another model; pass "
+                             "controllers as a function of the loaded model: load_checkpoint(DIR, lambda model: "
+                             "[..., Homeostasis(model)])")
     learner = ContinualLearner(model, Tokenizer.load(d / "tokenizer"), config, controllers)
     for i, name in enumerate(adapters):
         lora.load_adapter(model, d / "adapters" / f"{i:02d}", name)
@@ -179,7 +235,31 @@ def load_learner(directory: str | os.PathLike, controllers=()) -> Any:
     learner.set_learning_rate(meta["learning_rate"])
     learner.set_replay_ratio(meta["replay_ratio"])
     learner.set_ewc_lambda(meta["ewc_lambda"])
+    _load_controllers(d, meta, learner.controllers)
+    restore_lr_scales(learner, meta.get("lr_scales") or {})
     return learner
 
 
-__all__ = ["META", "base_state_dict", "load_learner", "merged_state_dict", "save_learner"]
+def _load_controllers(d: Path, meta: dict, controllers: list) -> None:
+    saved = meta.get("controllers") or {}   # absent in checkpoints saved before controllers had state
+    if not saved:
+        return
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for key, field, array in _read_npz(d / CONTROLLERS):
+        arrays.setdefault(key, {})[field] = array
+    for key, c in controller_keys(controllers).items():
+        if key not in saved:
+            continue
+        entry = saved[key]
+        if not isinstance(entry, dict) or entry.get("class") != type(c).__name__:
+            found = entry.get("class") if isinstance(entry, dict) else entry
+            raise ValueError(f"'{d / META}' has state for a {found} named {key!r}, not for the {type(c).__name__} "
+                             "passed under that name")
+        try:
+            c.load_state_dict({**entry["state"], **arrays.get(key, {})})
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"'{d / META}' / '{d / CONTROLLERS}': cannot restore controller {key!r}: "
+                             f"{type(e).__name__}: {e}") from None
+
+
+__all__ = ["CONTROLLERS", "META", "base_state_dict", "controller_keys", "load_learner", "merged_state_dict", "save_learner"]

@@ -7,8 +7,11 @@ The brain-inspired controllers of lessons 11-13 (minimac/neuro/) are opt-in obje
                                      grad_norm (before clipping), lr, replay_ratio, domain, tokens. To steer the next
                                      step call learner.set_learning_rate(x), learner.set_replay_ratio(x) or
                                      learner.set_ewc_lambda(x).
-    select_replay(learner, n)        before each step that replays: return n Experiences (from learner.replay) to
-                                     use instead of the default per-domain balanced draw, or None to keep it.
+    select_replay(learner, n, new)   before each step that replays: return n Experiences (from learner.replay) to
+                                     use instead of the default per-domain balanced draw, or None to keep it. `new`
+                                     is the step's new chunks (token-id arrays): what replay is mixed with (e.g.
+                                     the hippocampus's recall cue). A controller whose select_replay takes no `new`
+                                     parameter is called as select_replay(learner, n).
     on_domain_end(learner, domain)   at each domain boundary of `learn_stream` (after EWC's consolidation): the place
                                      for "sleep" (offline replay, pruning, re-weighting the buffer).
 
@@ -18,8 +21,12 @@ float would be frozen into the captured kernels). The replay ratio only shapes t
 [0, 1] works at once. No controller changes the learning rate unless it calls the setter: nothing overrides
 `learning_rate` silently (the seed's "autonomous" rate did, pinned at 1e-2).
 
-Leaves out: the controllers themselves (lessons 11-13) and their checkpointing (a controller that has state should
-save it itself).
+Checkpoints: `learner.save_checkpoint(dir)` stores every controller's `state_dict()` (JSON-able values, top-level
+numpy arrays) under its `name`, and `ContinualLearner.load_checkpoint(dir, controllers)` hands it back to the
+controller of the same name through `load_state_dict`, so an interrupted run resumes with its running averages,
+counters and memories (minimac/checkpoint_io.py).
+
+Leaves out: the controllers themselves (lessons 11-13).
 
     >>> class Halve(Controller):
     ...     def on_domain_end(self, learner, domain):
@@ -30,6 +37,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from minimac.replay import Experience
 
 
@@ -39,9 +48,16 @@ class Controller:
     def on_step(self, learner: Any, stats: dict) -> None:
         """Called after every optimizer step with that step's numbers; may call the learner's setters."""
 
-    def select_replay(self, learner: Any, n: int) -> list[Experience] | None:
-        """Return n experiences to replay this step, or None for the learner's default draw."""
+    def select_replay(self, learner: Any, n: int, new: list[np.ndarray] | None = None) -> list[Experience] | None:
+        """Return n experiences to replay this step (mixed with the `new` chunks), or None for the default draw."""
         return None
 
     def on_domain_end(self, learner: Any, domain: str) -> None:
         """Called when `learn_stream` finishes a domain, after consolidation (the "sleep" slot)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps to resume this controller: JSON-able values and top-level numpy arrays. {}: none."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict()` returned (JSON turns tuples into lists and dict keys into strings)."""

@@ -3,6 +3,7 @@
     python -m minimac.learn                                    # the demo: no flags, no download, a few minutes
     python -m minimac.learn --strategy full                    # the same with naive fine-tuning: watch it forget
     python -m minimac.learn --data notes.txt --domain notes    # teach it your own text (saved to runs/notes)
+    python -m minimac.learn --neuro all                        # with the brain-inspired controllers (lessons 11-13)
     python -m minimac.generate --checkpoint runs/notes --prompt "..."
 
 The demo: build (first run) or reuse a cached base model pretrained on the corpus's first domain
@@ -12,6 +13,9 @@ A rich Live panel shows the stage, step, loss, learning rate, tokens/s, ETA and 
 coloured; the end shows the R matrix, forgetting / BWT / FWT, and generations before and after learning.
 `--corpus` is "default" (Python's own docs, then stdlib code: no download) or registry names, comma-separated,
 base first (e.g. gutenberg,tinyshakespeare,scotus; MINIMAC_DATA points at an offline mirror).
+`--neuro` switches on controllers of minimac/neuro/ by name (comma-separated, or `all`); the panel then shows each
+one's state (learning-rate scale, neuromodulator levels, dead units, stored episodes, sleep counts), and --save /
+--resume keep that state. The dendritic feed-forward is a model option, not a controller: ModelConfig(ffn_type=...).
 Leaves out: the learning itself (minimac/learner.py), the forgetting benchmark (--benchmark, minimac/forgetting.py).
 """
 from __future__ import annotations
@@ -30,6 +34,9 @@ from minimac.hooks import Controller
 from minimac.readout import Readout, fmt_seconds, r_matrix_table
 
 STRATEGY_NAMES = ("full", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
+NEURO_NAMES = ("hippocampus", "autonomous_lr", "neuromodulation", "homeostasis", "sleep")  # hippocampus first:
+# the first controller whose select_replay answers chooses the replay, and the hippocampus weighs by importance
+NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
 DEMO = {"stage_steps": 40, "eval_chars": 4000, "train_chars": 200_000, "remember_chars": 40_000,
         "prompt_chars": 40, "new_tokens": 24}
 
@@ -52,14 +59,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", metavar="DIR", help="continue from a learner saved with --save")
     p.add_argument("--data", nargs="+", metavar="FILE", help="UTF-8 text file(s) to learn, as domain --domain")
     p.add_argument("--domain", help="domain name for --data")
+    p.add_argument("--neuro", metavar="NAMES", help="brain-inspired controllers to switch on, comma-separated, or "
+                                                     f"'all': {', '.join(NEURO_NAMES)}")
     p.add_argument("--benchmark", action="store_true", help="run the forgetting benchmark (minimac/forgetting.py)")
     args = p.parse_args(argv)
+    try:
+        args.neuro = neuro_names(args.neuro)
+    except ValueError as e:
+        p.error(str(e))
     for name in ("steps", "base_steps", "base_seconds", "lr"):
         if getattr(args, name) is not None and not getattr(args, name) > 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if bool(args.data) != bool(args.domain):
         p.error("--data and --domain go together: --data FILE... --domain NAME")
     return args
+
+
+def neuro_names(spec: str | None) -> list[str]:
+    """--neuro's value -> controller names in NEURO_NAMES order: "sleep,hippocampus" -> ["hippocampus", "sleep"]."""
+    if spec is None:
+        return []
+    names = [NEURO_ALIASES.get(n.strip(), n.strip()) for n in spec.split(",") if n.strip()]
+    if "all" in names:
+        return list(NEURO_NAMES)
+    if "dendritic" in names:
+        raise ValueError("--neuro: 'dendritic' is a model option, not a controller: build the model with "
+                         "ModelConfig(ffn_type=\"dendritic\") (see docs/neuro.md)")
+    unknown = [n for n in names if n not in NEURO_NAMES]
+    if unknown or not names:
+        raise ValueError(f"--neuro: unknown controller(s) {', '.join(map(repr, unknown)) or repr(spec)}; choose "
+                         f"from {', '.join(NEURO_NAMES)} (comma-separated), or all")
+    return [n for n in NEURO_NAMES if n in names]
+
+
+def build_controllers(names: list[str], model) -> list:
+    """The controllers named (NEURO_NAMES order), each with its default config; Homeostasis wraps `model`'s FFNs."""
+    from minimac.neuro import AutonomousLR, Hippocampus, Homeostasis, Neuromodulation, Sleep
+    make = {"hippocampus": Hippocampus, "autonomous_lr": AutonomousLR, "neuromodulation": Neuromodulation,
+            "homeostasis": lambda: Homeostasis(model), "sleep": Sleep}
+    return [make[n]() for n in names]
 
 
 def _prompts(docs: list[str], n: int = 2) -> list[str]:
@@ -123,7 +161,15 @@ class _Show(Controller):
         if stats["domain"] != self.domain:
             self.domain = stats["domain"]
             self.readout.stage(self.domain, self.stream.index(self.domain) + 1, len(self.stream), stats["steps"])
+        self.show_controllers(learner)
         self.readout.step(stats)
+
+    def show_controllers(self, learner) -> None:
+        """Every other controller's readout() (the neuro ones have one) goes to the panel's controller rows."""
+        rows = {getattr(c, "name", type(c).__name__): c.readout() for c in learner.controllers
+                if c is not self and callable(getattr(c, "readout", None))}
+        if rows:
+            self.readout.neuro(rows)
 
 
 def _estimate(t: dict, n_stages: int, stage_steps: int, evals: int) -> float:
@@ -150,8 +196,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     save = args.save or (f"runs/{args.domain}" if args.data else None)
     live = not args.no_live
     evals = len(domains) * (len(stream) + 1)
-    if args.resume:
-        learner = ContinualLearner.load_checkpoint(args.resume)
+    if args.resume:   # the controllers are built again, on the loaded model, and get their saved state back
+        learner = ContinualLearner.load_checkpoint(args.resume, lambda model: build_controllers(args.neuro, model))
         stream = [d for d in stream if d not in learner.domains]
         if not stream:
             console.print(f"{args.resume} has already learned {learner.domains}; nothing left (try --data FILE)")
@@ -188,7 +234,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                seq_len=spec.seq_len, seed=args.seed, fisher_samples=16,
                                target_modules=("q_proj", "v_proj"))
         Tensor.manual_seed(args.seed)  # the LoRA init draws from tinygrad's RNG: same seed, same run, cached or not
-        learner = ContinualLearner(load_model(folder), Tokenizer.load(folder / "tokenizer"), config)
+        model = load_model(folder)
+        learner = ContinualLearner(model, Tokenizer.load(folder / "tokenizer"), config,
+                                   controllers=build_controllers(args.neuro, model))
         learner.remember("\n\n".join(domains[base]["train"])[:DEMO["remember_chars"]], base)
         learner.consolidate(base)
     show = _Show(None, stream)
@@ -201,6 +249,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         show.readout = r
 
         def on_stage(stage: str, scores: dict) -> None:
+            show.show_controllers(learner)   # after the domain's end: sleep has run
             m = learner.r_matrix
             r.scores(m.sets, m.values.tolist(), m.stages)
             if save and stage != m.stages[0]:

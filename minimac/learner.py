@@ -22,6 +22,7 @@ routing / evaluation / generation (routing.py), files (checkpoint_io.py), the co
 """
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -171,7 +172,7 @@ class ContinualLearner:
         for k, rows in enumerate(schedule):
             # a controller may have changed the ratio; the new chunks keep their rows, replay gets the rest
             n_replay = min(cfg.replay_rows(self.replay_ratio), cfg.batch_size - len(rows)) if replaying else 0
-            replayed = self._replay_rows(n_replay)
+            replayed = self._replay_rows(n_replay, [chunks[i] for i in rows])   # the new chunks: a selector's cue
             x, y, w = mixed_batch([chunks[i] for i in rows], [e.input_ids for e in replayed], cfg.batch_size,
                                   cfg.seq_len, self.replay_ratio)
             task, penalty, norm = trainer.step(x, y, w, self.learning_rate)
@@ -200,11 +201,11 @@ class ContinualLearner:
         self.history.append(result)
         return result
 
-    def _replay_rows(self, n: int) -> list[Experience]:
+    def _replay_rows(self, n: int, new: list[np.ndarray] | None = None) -> list[Experience]:
         if n <= 0:
             return []
         for c in self.controllers:
-            chosen = c.select_replay(self, n)
+            chosen = c.select_replay(self, n, new=new) if _takes_new(c) else c.select_replay(self, n)
             if chosen is not None:
                 return list(chosen)[:n]
         return self.replay.sample_by_domain(n)
@@ -318,6 +319,15 @@ class ContinualLearner:
     def load_checkpoint(cls, directory: str, controllers: Iterable[Controller] = ()) -> ContinualLearner:
         from minimac.checkpoint_io import load_learner
         return load_learner(directory, controllers)
+
+
+def _takes_new(controller: Any) -> bool:
+    """Whether controller.select_replay accepts `new` (a hook written before that argument existed does not)."""
+    try:
+        params = inspect.signature(controller.select_replay).parameters
+    except (TypeError, ValueError):
+        return False
+    return "new" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _as_pair(e: Any) -> tuple[str, str]:

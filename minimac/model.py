@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 from tinygrad import Context, Tensor, UOp, dtypes
-from tinygrad.nn import Embedding, Linear
+from tinygrad.nn import Embedding
 from tinygrad.nn.state import get_state_dict
 
 from minimac.attention import GroupedQueryAttention
 from minimac.feedforward import SwiGLU
+from minimac.linear import Linear
 from minimac.norm import RMSNorm
 from minimac.rope import RotaryEmbedding
 
@@ -49,6 +50,7 @@ PRESETS: dict[str, dict[str, int]] = {name: dict(zip(_SIZE_FIELDS, sizes)) for n
     "medium": (8000,  768,     12, 12, 3,   3072, 1024),
     "large":  (8000,  1024,    16, 16, 4,   4096, 1024),
 }.items()}
+FFN_TYPES = ("swiglu", "dendritic")
 
 
 @dataclass
@@ -70,6 +72,8 @@ class ModelConfig:
     norm_eps: float = 1e-6
     dropout: float = 0.0
     tie_embeddings: bool = True
+    ffn_type: str = "swiglu"     # "swiglu" (lesson 05) or "dendritic" (context-gated compartments, lesson 12)
+    num_dendrites: int = 4       # "dendritic" only: compartments of d_ff / num_dendrites units each
 
     def __post_init__(self):
         for name in _SIZE_FIELDS:
@@ -101,6 +105,17 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if not isinstance(self.tie_embeddings, bool):
             raise TypeError(f"ModelConfig.tie_embeddings must be a bool, got {self.tie_embeddings!r}")
+        if self.ffn_type not in FFN_TYPES:
+            raise ValueError(f"ModelConfig.ffn_type must be one of {', '.join(map(repr, FFN_TYPES))}, "
+                             f"got {self.ffn_type!r}")
+        if isinstance(self.num_dendrites, bool) or not isinstance(self.num_dendrites, (int, np.integer)):
+            raise TypeError(f"ModelConfig.num_dendrites must be an int, got {self.num_dendrites!r}")
+        if self.num_dendrites <= 0:
+            raise ValueError(f"ModelConfig.num_dendrites must be positive, got {self.num_dendrites}")
+        self.num_dendrites = int(self.num_dendrites)
+        if self.ffn_type == "dendritic" and self.d_ff % self.num_dendrites:
+            raise ValueError(f"ModelConfig.d_ff ({self.d_ff}) must be divisible by num_dendrites "
+                             f"({self.num_dendrites}) for ffn_type 'dendritic'")
 
     @property
     def head_dim(self) -> int:
@@ -131,6 +146,8 @@ class ModelConfig:
         """Parameters by the seed's arithmetic (the tied lm_head counted once)."""
         d, kv = self.d_model, self.num_kv_heads * self.head_dim
         per_layer = 2 * d * d + 2 * d * kv + 3 * d * self.d_ff + 2 * d
+        if self.ffn_type == "dendritic":
+            per_layer += d * self.num_dendrites  # the context gate, Linear(d_model, num_dendrites)
         head = 0 if self.tie_embeddings else self.vocab_size * d
         return self.vocab_size * d + self.num_layers * per_layer + d + head
 
@@ -144,7 +161,11 @@ class TransformerBlock:
         self.attention = GroupedQueryAttention(c.d_model, c.num_query_heads, c.num_kv_heads, c.max_seq_len,
                                                c.rope_base, c.dropout, rope=rope)
         self.ffn_norm = RMSNorm(c.d_model, c.norm_eps)
-        self.feed_forward = SwiGLU(c.d_model, c.d_ff, c.dropout)
+        if c.ffn_type == "dendritic":
+            from minimac.neuro.dendritic import DendriticFFN  # lesson 12; imported here: neuro builds on the model
+            self.feed_forward = DendriticFFN(c.d_model, c.d_ff, c.num_dendrites, c.dropout)
+        else:
+            self.feed_forward = SwiGLU(c.d_model, c.d_ff, c.dropout)
 
     def __call__(self, x: Tensor, start_pos: int | UOp = 0, attention_mask: Tensor | None = None,
                  use_cache: bool = False) -> Tensor:

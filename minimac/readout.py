@@ -2,8 +2,10 @@
 
 The live panel shows the current stage and domain, a progress line (step, loss, learning rate, tokens/s, ETA) and a
 table of bits per byte per evaluation set, with each set's forgetting coloured: green (under 2 % worse than its
-best so far), yellow (under 10 %), red (10 % or more). `live=False` prints the same facts as plain lines, one per
-`every` steps, which is what a log file or CI wants.
+best so far), yellow (under 10 %), red (10 % or more). With brain-inspired controllers on (`--neuro`), one row per
+controller shows its current state: the few numbers of its `readout()` listed in NEURO_KEYS (learning-rate scale,
+neuromodulator levels, dead-unit fraction, stored episodes, sleep counts). `live=False` prints the same facts as
+plain lines, one per `every` steps, which is what a log file or CI wants.
 
 Leaves out: computing any of the numbers (minimac/learner.py and minimac/metrics.py do that).
 
@@ -22,6 +24,19 @@ from rich.table import Table
 from rich.text import Text
 
 GREEN_PCT, YELLOW_PCT = 2.0, 10.0
+# what the panel shows of each controller's readout() (minimac/neuro/), by controller name, as (key, label)
+NEURO_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "hippocampus": (("episodes", "episodes"), ("recalls", "recalls"), ("recall_similarity", "similarity"),
+                    ("active_fraction", "active")),
+    "autonomous_lr": (("lr", "lr"), ("scale", "scale"), ("success_rate", "success"), ("saturated", "saturated"),
+                      ("lr_clamped", "clamped")),
+    "neuromod": (("dopamine", "DA"), ("serotonin", "5-HT"), ("acetylcholine", "ACh"), ("noradrenaline", "NE"),
+                 ("temperature", "temp"), ("lr_clamped", "clamped")),
+    "homeostasis": (("dead_fraction", "dead"), ("drift", "rate drift"), ("mean_gain", "gain"),
+                    ("mean_abs_threshold", "|threshold|"), ("probes", "probes")),
+    "sleep": (("sleeps", "sleeps"), ("connections_strengthened", "strengthened"), ("connections_pruned", "pruned"),
+              ("last_dreams", "last dreams")),
+}
 
 
 def forgetting_style(pct: float) -> str:
@@ -54,6 +69,31 @@ def scores_table(sets: list[str], rows: list[list[float]], stages: list[str]) ->
     return table
 
 
+def fmt_value(v: float) -> str:
+    """A readout number, short: 4.0 -> '4', 12345.0 -> '12,345', 0.51234 -> '0.512', 2.1e-4 -> '2.10e-04', nan -> '-'."""
+    if not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "-"
+    if float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:.2e}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.3f}"
+
+
+def neuro_cells(name: str, readout: dict[str, float]) -> str:
+    """'DA 1.02  5-HT 0.510 ...': the NEURO_KEYS of a controller present in its readout (the first 5 if unknown)."""
+    keys = NEURO_KEYS.get(name) or tuple((k, k) for k in list(readout)[:5])
+    return "  ".join(f"{label} {fmt_value(readout[k])}" for k, label in keys if k in readout)
+
+
+def neuro_table(rows: dict[str, dict[str, float]]) -> Table:
+    """One row per controller: its name and its current state (neuro_cells)."""
+    table = Table(title="brain-inspired controllers", title_justify="left")
+    table.add_column("controller")
+    table.add_column("state")
+    for name, readout in rows.items():
+        table.add_row(name, neuro_cells(name, readout))
+    return table
+
+
 def r_matrix_table(sets: list[str], rows: list[list[float]], stages: list[str]) -> Table:
     """R[stage][set] as a table, one row per finished stage."""
     table = Table(title="R matrix: bits per byte after each stage (rows) on each set (columns)", title_justify="left")
@@ -72,6 +112,7 @@ class Readout:
         self.live, self.every = live, max(1, int(every))
         self.console = console or Console()
         self.header, self.progress, self.table = Text(""), Text(""), None
+        self.controllers: dict[str, dict[str, float]] = {}
         self._live: Live | None = None
 
     def __enter__(self):  # -> Readout
@@ -88,7 +129,13 @@ class Readout:
 
     def _render(self) -> Group:
         parts = [self.header, self.progress]
+        if self.controllers:
+            parts.append(neuro_table(self.controllers))
         return Group(*parts, self.table) if self.table is not None else Group(*parts)
+
+    def panel(self) -> Group:
+        """What the live panel shows now (a rich renderable: print it on any Console, e.g. one writing a string)."""
+        return self._render()
 
     def _refresh(self) -> None:
         if self._live is not None:
@@ -117,6 +164,18 @@ class Readout:
             self._refresh()
         elif s.get("step", 0) % self.every == 0 or s.get("step") == s.get("steps"):
             self.message("  " + line)
+            self._say_controllers()
+
+    def neuro(self, rows: dict[str, dict[str, float]]) -> None:
+        """The controllers' current readouts, {name: readout()}: a table in the panel, or lines with the next step's
+        line (or the next scores) when not live."""
+        self.controllers = dict(rows)
+        if self.live:
+            self._refresh()
+
+    def _say_controllers(self) -> None:
+        for name, readout in self.controllers.items():
+            self.message(f"    {name}: {neuro_cells(name, readout)}")
 
     def scores(self, sets: list[str], rows: list[list[float]], stages: list[str]) -> None:
         """Show the per-set table after a new row of the R matrix."""
@@ -127,6 +186,7 @@ class Readout:
             R = np.asarray(rows)
             cells = [f"{s}={R[-1, j]:.3f} (forgot {R[-1, j] - R[:, j].min():+.3f})" for j, s in enumerate(sets)]
             self.message(f"  bits/byte after {stages[len(rows) - 1]}: " + ", ".join(cells))
+            self._say_controllers()
 
     def show(self, renderable) -> None:
         """Print a table or text below everything (after the live panel has stopped)."""

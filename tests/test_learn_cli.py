@@ -19,7 +19,7 @@ def test_help_lists_the_flags(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in ("--corpus", "--strategy", "--preset", "--steps", "--no-live", "--save", "--resume", "--data",
-                 "--domain", "--benchmark"):
+                 "--domain", "--benchmark", "--neuro"):
         assert flag in out
 
 
@@ -34,6 +34,70 @@ def test_bad_flags_exit_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         learn.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_neuro_flag_names_the_controllers():
+    assert learn.parse_args([]).neuro == []
+    assert learn.parse_args(["--neuro", "sleep, hippocampus"]).neuro == ["hippocampus", "sleep"]   # replay selector first
+    assert learn.parse_args(["--neuro", "all"]).neuro == list(learn.NEURO_NAMES)
+    assert learn.parse_args(["--neuro", "neuromod,autonomous_lr"]).neuro == ["autonomous_lr", "neuromodulation"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("magic", ("--neuro: unknown controller(s) 'magic'; choose from hippocampus, autonomous_lr, neuromodulation, "
+               "homeostasis, sleep (comma-separated), or all")),
+    ("sleep,dopamine", "unknown controller(s) 'dopamine'"),
+    (",", "unknown controller(s) ','"),
+    ("dendritic", "'dendritic' is a model option, not a controller: build the model with ModelConfig(ffn_type="),
+])
+def test_bad_neuro_names_exit_with_a_message(value, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        learn.main(["--neuro", value])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_readout_shows_each_controllers_state(live):
+    """The demo's panel (rendered into a string, no terminal) gets one row per --neuro controller with its state."""
+    import io
+
+    from rich.console import Console
+
+    from minimac.learner import ContinualLearner
+    from minimac.model import ModelConfig, Transformer
+    from minimac.neuro import Homeostasis, Sleep
+    from minimac.readout import Readout, fmt_value
+    from minimac.strategies import LearnerConfig
+    from minimac.tokenizer import Tokenizer
+    model = Transformer(ModelConfig(**{**MICRO, "max_seq_len": 16}))
+    ctls = learn.build_controllers(learn.parse_args(["--neuro", "all"]).neuro, model)
+    assert [c.name for c in ctls] == ["hippocampus", "autonomous_lr", "neuromod", "homeostasis", "sleep"]
+    assert isinstance(ctls[3], Homeostasis) and ctls[3].model is model and isinstance(ctls[4], Sleep)
+    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16), controllers=ctls)
+    learner.remember("The base text the model knew before. " * 4, domain="base")
+    for k, loss in enumerate([5.0, 4.5]):                     # two steps' stats, as the learner hands them over
+        stats = {"step": k + 1, "steps": 2, "global_step": k + 1, "loss": loss, "ewc": 0.0, "grad_norm": 1.0}
+        for c in ctls:
+            c.on_step(learner, stats)
+    ctls[4].on_domain_end(learner, "base")
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=live, width=160, color_system=None)
+    with Readout(live=live, console=console, every=1) as r:
+        show = learn._Show(r, ["code"])
+        learner.controllers.append(show)
+        show.on_step(learner, {**stats, "domain": "code", "tokens_per_s": 100.0, "eta_s": 1.0})
+        if live:
+            console.print(r.panel())
+    out = buf.getvalue()
+    nm, hom = ctls[2], ctls[3]
+    for text in ("hippocampus", "episodes ", "autonomous_lr", f"lr {fmt_value(ctls[1].lr)}", "neuromod",
+                 f"DA {fmt_value(nm.dopamine)}", f"5-HT {fmt_value(nm.serotonin)}", f"NE {fmt_value(nm.noradrenaline)}",
+                 "homeostasis", f"dead {fmt_value(hom.readout()['dead_fraction'])}", "probes 1", "sleep",
+                 "sleeps 1", f"pruned {fmt_value(ctls[4].totals['connections_pruned'])}"):
+        assert text in out, text
+    assert "show" not in out and "_Show" not in out                # the demo's own watcher is not a controller row
+    assert [fmt_value(v) for v in (4.0, 12345.0, 0.51234, 2.1e-4, float("nan"))] == \
+        ["4", "12,345", "0.512", "2.10e-04", "-"]
 
 
 def test_missing_data_file_is_a_clear_error(tmp_path, capsys):
@@ -94,6 +158,21 @@ def test_demo_end_to_end_then_resume(micro, capsys):
     assert "nothing left" in capsys.readouterr().out
     assert learn.main(argv[:-2]) == 0                                            # the base is cached now
     assert "reusing the cached base model" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_with_every_controller_saves_their_state(micro, capsys):
+    import json
+    argv = ["--preset", "micro", "--base-steps", "6", "--steps", "4", "--no-live", "--neuro", "all", "--save",
+            str(micro / "run")]
+    assert learn.main(argv) == 0
+    out = capsys.readouterr().out
+    for expected in ("hippocampus: episodes", "autonomous_lr: lr", "neuromod: DA", "homeostasis: dead",
+                     "sleep: sleeps 2"):   # the base's consolidation and the end of the learned domain
+        assert expected in out, expected
+    saved = json.loads((micro / "run" / "learner.json").read_text())["controllers"]
+    assert set(saved) == {"hippocampus", "autonomous_lr", "neuromod", "homeostasis", "sleep"}
+    assert saved["sleep"]["state"]["sleeps"] == 2
 
 
 @pytest.mark.slow

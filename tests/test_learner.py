@@ -173,19 +173,26 @@ def test_one_step_changes_only_the_trainable_tensors(strategy):
 
 
 def test_new_text_is_in_every_batch_and_replay_gets_its_ratio(monkeypatch):
-    calls = []
+    calls, cues = [], []
 
     def spy(new, replay, *args):
         calls.append(([np.asarray(c).copy() for c in new], [np.asarray(c).copy() for c in replay], args))
         return mixed_batch(new, replay, *args)
 
+    class Cue(Controller):      # a replay selector that only looks at the cue, then keeps the default draw
+        def select_replay(self, learner, n, new=None):
+            cues.append([np.asarray(c).copy() for c in new])
+
     monkeypatch.setattr(learner_mod, "mixed_batch", spy)
     learner = make("lora+replay", replay_ratio=0.5)
     learner.remember(PROSE, "prose")
     learner.remember(MATH, "math")
+    learner.controllers.append(Cue())
     fact_chunks = chunk_ids(learner.encode(FACT), 16)
     learner.learn_from_text(FACT, domain="facts", steps=6)
     assert len(calls) == 6
+    for cue, (new, _, _) in zip(cues, calls, strict=True):    # select_replay saw the step's new chunks
+        assert len(cue) == len(new) and all(np.array_equal(a, b) for a, b in zip(cue, new))
     for new, replay, (batch_size, seq_len, ratio) in calls:
         assert new and all(any(np.array_equal(c, f) for f in fact_chunks) for c in new)
         assert len(replay) == 2 and ratio == 0.5                  # round(4 * 0.5) rows of the batch of 4

@@ -65,3 +65,99 @@ def test_invalid_sizes_and_config():
         use_dendritic_ffn(model, DendriticConfig(num_dendrites=5))
     with pytest.raises(TypeError, match="DendriticConfig"):
         use_dendritic_ffn(model, {"num_dendrites": 4})
+
+
+# ---- ModelConfig(ffn_type="dendritic"): the dendritic FFN as a model option ------------------------------------------
+def dendritic(**kw) -> ModelConfig:
+    return ModelConfig(**{**tiny().to_dict(), "ffn_type": "dendritic", **kw})
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    ({"ffn_type": "moe"}, ValueError, "ModelConfig.ffn_type must be one of 'swiglu', 'dendritic', got 'moe'"),
+    ({"ffn_type": None}, ValueError, "ModelConfig.ffn_type"),
+    ({"num_dendrites": 0}, ValueError, "ModelConfig.num_dendrites must be positive"),
+    ({"num_dendrites": 2.0}, TypeError, "ModelConfig.num_dendrites must be an int"),
+    ({"num_dendrites": 3}, ValueError, r"ModelConfig.d_ff \(64\) must be divisible by num_dendrites \(3\)"),
+])
+def test_bad_ffn_fields_name_the_field(kw, error, message):
+    with pytest.raises(error, match=message):
+        dendritic(**kw)
+    with pytest.raises(error, match=message.split(" ")[0]):
+        ModelConfig.from_dict({**dendritic().to_dict(), **kw})   # what Transformer.load reads from config.json
+
+
+def test_config_defaults_and_old_configs():
+    assert (tiny().ffn_type, tiny().num_dendrites) == ("swiglu", 4)
+    ModelConfig(**{**tiny().to_dict(), "num_dendrites": 3})            # unused by SwiGLU: not checked against d_ff
+    old = {k: v for k, v in tiny().to_dict().items() if k not in ("ffn_type", "num_dendrites")}
+    assert ModelConfig.from_dict(old) == tiny()                          # a config.json from before the field
+    assert ModelConfig.from_dict(dendritic(num_dendrites=8).to_dict()) == dendritic(num_dendrites=8)
+
+
+@pytest.mark.parametrize("ffn_type", ["swiglu", "dendritic"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_param_count_matches_the_state_dict(ffn_type, tied):
+    config = ModelConfig(**{**tiny().to_dict(), "ffn_type": ffn_type, "num_dendrites": 8, "tie_embeddings": tied})
+    model = Transformer(config)
+    unique = {id(t): t for t in model.state_dict().values()}                # the tied lm_head counted once
+    assert config.param_count() == sum(int(np.prod(t.shape)) for t in unique.values()) == model.param_count()
+    gates = [k for k in model.state_dict() if "context_gate" in k]
+    assert gates == (["layers.0.feed_forward.context_gate.weight"] if ffn_type == "dendritic" else [])
+    assert isinstance(model.layers[0].feed_forward, DendriticFFN) == (ffn_type == "dendritic")
+
+
+def test_dendritic_checkpoint_reproduces_the_logits(tmp_path):
+    model = Transformer(dendritic())                  # the gates start at N(0, 0.02): not all 1, so they must load
+    x = Tensor(np.arange(12, dtype=np.int32).reshape(1, 12))
+    model.save(tmp_path / "ckpt")
+    again = Transformer.load(tmp_path / "ckpt")
+    assert again.config == model.config and isinstance(again.layers[0].feed_forward, DendriticFFN)
+    np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
+
+
+@pytest.mark.slow   # ~30 s on a busy 2-core CPU: four eager training steps
+def test_dendritic_model_trains_and_its_checkpoint_reproduces_the_logits(tmp_path):
+    from tinygrad import Context
+    from tinygrad.nn.optim import AdamW
+
+    from minimac.train import cross_entropy
+    Tensor.manual_seed(0)
+    model = Transformer(dendritic())
+    params = model.parameters()
+    opt = AdamW(params, lr=1e-2)
+    ids = np.random.default_rng(0).integers(0, 300, (2, 17))
+    x, y = Tensor(ids[:, :-1].astype(np.int32)), Tensor(ids[:, 1:].astype(np.int32))
+    gate = model.layers[0].feed_forward.context_gate.weight
+    g0, losses = gate.numpy().copy(), []
+    with Context(TRAINING=1):
+        for _ in range(4):
+            opt.zero_grad()
+            loss = cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.item()))
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert not np.allclose(gate.numpy(), g0)                                  # the gates are trained too
+    model.save(tmp_path / "ckpt")
+    again = Transformer.load(tmp_path / "ckpt")
+    assert again.config == model.config and again.config.ffn_type == "dendritic"
+    assert isinstance(again.layers[0].feed_forward, DendriticFFN)
+    np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
+
+
+def test_swapped_model_saves_as_dendritic_and_old_config_json_loads(tmp_path):
+    import json
+    model = Transformer(tiny())
+    x = Tensor(np.arange(12, dtype=np.int32).reshape(1, 12))
+    model.save(tmp_path / "plain")
+    blob = json.loads((tmp_path / "plain" / "config.json").read_text())
+    for key in ("ffn_type", "num_dendrites"):                               # as written before these fields existed
+        del blob["model"][key]
+    (tmp_path / "plain" / "config.json").write_text(json.dumps(blob))
+    np.testing.assert_array_equal(Transformer.load(tmp_path / "plain")(x).numpy(), model(x).numpy())
+    use_dendritic_ffn(model, DendriticConfig(num_dendrites=2))
+    assert (model.config.ffn_type, model.config.num_dendrites) == ("dendritic", 2)
+    model.save(tmp_path / "swapped")
+    again = Transformer.load(tmp_path / "swapped")
+    assert again.layers[0].feed_forward.num_dendrites == 2
+    np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())

@@ -92,6 +92,16 @@ def test_learner_replays_what_the_hippocampus_selects(learner):
     assert all(len(v) <= 2 for v in pools.values())
 
 
+def test_the_learner_cues_recall_with_the_new_text(learner):
+    hip = Hippocampus(HippocampusConfig(recall_pool=1, encode_rows=4))
+    learner.controllers = [hip]
+    items = learner.replay.experiences
+    for i in (3, 14):                                 # a prose episode, then a code one, as the step's new text
+        rows = learner._replay_rows(2, [items[i].input_ids])    # as learn_from_text calls it: n, the new chunks
+        assert sorted(e.domain for e in rows) == ["code", "prose"]
+        assert any(e is items[i] for e in rows)       # pattern completion: the episode most like the new text
+
+
 def test_off_keeps_the_default_draw(learner):
     learner.controllers = []
     assert len(learner._replay_rows(4)) == 4          # the buffer's own per-domain draw, no controller involved

@@ -60,3 +60,38 @@ def test_all_controllers_on_a_real_learner():
     assert ctls[3].probes > 0
     assert ctls[4].sleeps == 2 and ctls[4].totals["connections_strengthened"] > 0 and \
         ctls[4].totals["connections_pruned"] > 0
+
+
+def test_an_interrupted_run_resumes_where_it_was(tmp_path):
+    """Save after the first domain, load with freshly built controllers: the second domain runs step for step as in
+    the uninterrupted learner (same losses, learning rates, replay ratios and controller readouts)."""
+    def build(model):   # a function of the model: Homeostasis must be built on the loaded one
+        return [Hippocampus(), AutonomousLR(), Neuromodulation(), Homeostasis(model),
+                Sleep(SleepConfig(num_replay_cycles=2))]
+
+    class Record(Controller):
+        def __init__(self):
+            self.stats = []
+
+        def on_step(self, learner, stats):
+            self.stats.append({k: v for k, v in stats.items() if k not in ("tokens_per_s", "eta_s")})
+
+    model = Transformer(ModelConfig(vocab_size=300, d_model=32, num_layers=1, num_query_heads=2, num_kv_heads=1,
+                                    d_ff=64, max_seq_len=16))
+    config = LearnerConfig(batch_size=4, seq_len=16, min_steps=5, fisher_samples=4)
+    learner = ContinualLearner(model, Tokenizer(), config, controllers=build(model))
+    learner.remember("The base text the model knew before. " * 4, domain="base")
+    learner.learn_stream([("prose", "A short story about a cat and a hat. " * 3)])
+    learner.save_checkpoint(tmp_path / "ckpt")
+    again = ContinualLearner.load_checkpoint(tmp_path / "ckpt", controllers=build)
+    runs = []
+    for lrn in (learner, again):
+        lrn.controllers.append(Record())
+        lrn.learn_stream([("code", "def add(a, b):\n    return a + b\n" * 3)])
+        runs.append(lrn.controllers[-1].stats)
+    assert len(runs[0]) == len(runs[1]) == 5
+    for a, b in zip(*runs):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == b[k] or (isinstance(a[k], float) and np.isnan(a[k]) and np.isnan(b[k])), (k, a[k], b[k])
+    assert {c.name: c.readout()["sleeps"] for c in again.controllers[4:5]} == {"sleep": 2.0}

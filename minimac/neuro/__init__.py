@@ -25,23 +25,49 @@ Leaves out: working memory, predictive coding, liquid time constants and e-prop 
 """
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from typing import Any
+
+import numpy as np
 
 from minimac.hooks import Controller
 
 
 class NeuroController(Controller):
-    """A Controller with a name and a `readout()`; `publish(stats)` copies the readout into the step's stats."""
+    """A Controller with a name and a `readout()`; `publish(stats)` copies the readout into the step's stats.
+
+    `state_fields` names the attributes a checkpoint keeps (`state_dict` / `load_state_dict`): numbers, strings,
+    lists, dicts, numpy arrays, and numpy Generators (saved as their bit generator's state, so a resumed run draws
+    the same numbers).
+    """
 
     name = "neuro"
+    state_fields: tuple[str, ...] = ()
 
     def readout(self) -> dict[str, float]:
         return {}
 
     def publish(self, stats: dict) -> None:
         stats.update({f"{self.name}.{k}": v for k, v in self.readout().items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        out = {}
+        for field in self.state_fields:
+            value = getattr(self, field)
+            out[field] = value.bit_generator.state if isinstance(value, np.random.Generator) else copy.deepcopy(value)
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [f for f in self.state_fields if f not in state]
+        if missing:
+            raise ValueError(f"{type(self).__name__} state has no {', '.join(missing)}")
+        for field in self.state_fields:
+            if isinstance(getattr(self, field), np.random.Generator):
+                getattr(self, field).bit_generator.state = state[field]
+            else:
+                setattr(self, field, copy.deepcopy(state[field]))
 
 
 def check_number(owner: str, name: str, value: Any, low: float | None = None, high: float | None = None,
@@ -95,6 +121,11 @@ def lr_scales(learner: Any) -> dict[str, float]:
     return dict(_LR_SCALES.get(learner, {}))
 
 
+def restore_lr_scales(learner: Any, scales: dict[str, float]) -> None:
+    """Put back the factors of a checkpoint (the learner's learning rate itself is restored by the checkpoint)."""
+    _LR_SCALES[learner] = {str(k): float(v) for k, v in scales.items()}
+
+
 def domain_quotas(sizes: dict[str, int], n: int) -> dict[str, int]:
     """Hand out n draws round robin over domains (sorted), never more than a domain holds; as sample_by_domain.
 
@@ -134,6 +165,7 @@ __all__ = [
     "check_number",
     "domain_quotas",
     "lr_scales",
+    "restore_lr_scales",
     "set_lr_scale",
     "use_dendritic_ffn",
 ]

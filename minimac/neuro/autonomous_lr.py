@@ -113,6 +113,7 @@ class AutonomousLR(NeuroController):
     """Sets the learner's learning rate after every step from the five factors (see the module docstring)."""
 
     name = "autonomous_lr"
+    state_fields = ("state", "factors", "reference", "previous_loss", "lr", "scale", "counts")
 
     def __init__(self, config: AutonomousLRConfig | None = None):
         self.config = AutonomousLRConfig() if config is None else config

@@ -27,19 +27,22 @@ that share their input projections.
 
 Leaves out: the seed's DendriticMLP (dendritic layer + GELU MLP), dendritic attention, per-sequence contexts.
 
-Making it a config option (a change to minimac/model.py, owned by the lead): ModelConfig gets
-`ffn_type: str = "swiglu"` ("swiglu" | "dendritic") and `num_dendrites: int = 4` (d_ff % num_dendrites == 0), and
-TransformerBlock builds DendriticFFN(d_model, d_ff, num_dendrites, dropout) for "dendritic". Until then,
-`use_dendritic_ffn(model)` swaps it into a built model (its state dict gains layers.N.feed_forward.context_gate.weight).
+As a model option: `ModelConfig(ffn_type="dendritic", num_dendrites=4)` (d_ff % num_dendrites == 0) makes every
+TransformerBlock build a DendriticFFN; its checkpoints (config.json + model.safetensors, with
+layers.N.feed_forward.context_gate.weight) round-trip like any other. A model built that way starts its context gate
+at N(0, 0.02) like every other weight (Transformer's init), so its gates start near, not at, 1; to turn a
+*pretrained* SwiGLU model into a dendritic one that computes exactly what it did, use `use_dendritic_ffn(model)`
+(it also gives the model a config with ffn_type="dendritic", so a saved model loads back as one).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from tinygrad import Tensor
-from tinygrad.nn import Linear
 
+from minimac.linear import Linear  # nn.Linear with a faster backward pass, as SwiGLU uses
 from minimac.neuro import check_int
 
 
@@ -77,7 +80,9 @@ class DendriticFFN:
         return 2 * self.context_gate(x).sigmoid()                                   # (..., K), 1 at init
 
     def __call__(self, x: Tensor) -> Tensor:
-        hidden = self.w1(x).silu() * self.w3(x)                                     # (..., d_ff)
+        # the storage hints of SwiGLU.__call__ (minimac/feedforward.py): same numbers, no recomputed activations
+        gate, up = self.w1(x).contiguous_backward(), self.w3(x).contiguous_backward()   # (..., d_ff) each
+        hidden = (gate.silu() * up).contiguous().contiguous_backward()                 # (..., d_ff)
         K = self.num_dendrites
         compartments = hidden.reshape(*hidden.shape[:-1], K, hidden.shape[-1] // K)  # (..., K, d_ff/K)
         gated = (compartments * self.gates(x).unsqueeze(-1)).reshape(hidden.shape)  # (..., d_ff)
@@ -105,4 +110,6 @@ def use_dendritic_ffn(model: Any, config: DendriticConfig | None = None) -> Any:
         new = DendriticFFN(d_model, d_ff, config.num_dendrites, getattr(old, "dropout", 0.0))
         new.w1, new.w2, new.w3 = old.w1, old.w2, old.w3
         block.feed_forward = new
+    # the config says what the model is, so that model.save() / Transformer.load() round-trip the dendritic blocks
+    model.config = dataclasses.replace(model.config, ffn_type="dendritic", num_dendrites=config.num_dendrites)
     return model

@@ -20,8 +20,8 @@ changes. Echoes: Marr 1971; McClelland, McNaughton & O'Reilly 1995 (complementar
 
 Where the metaphor ends: the "dentate gyrus" is one random matrix and a top-k, "CA3" is a table of numpy vectors
 and a cosine; nothing is learned here, and the "episodes" are the replay buffer's chunks.
-The cue: `select_replay(learner, n, new=chunks)` when the learner passes the batch's new chunks; a learner that
-does not gets the most recently stored items as the cue (the previous text: a weaker proxy).
+The cue: the learner calls `select_replay(learner, n, new=chunks)` with the step's new chunks; called without them
+(an older caller), it uses the most recently stored items as the cue (the previous text: a weaker proxy).
 Leaves out: the seed's CA3 write pointer and consolidate_memories (the replay buffer already stores and evicts).
 """
 from __future__ import annotations
@@ -93,6 +93,7 @@ class Hippocampus(NeuroController):
     """The replay selector: per-domain quotas, chosen among the episodes most similar to the new text."""
 
     name = "hippocampus"
+    state_fields = ("rng", "recalls", "similarity")
 
     def __init__(self, config: HippocampusConfig | None = None):
         self.config = HippocampusConfig() if config is None else config
@@ -172,6 +173,24 @@ class Hippocampus(NeuroController):
 
     def on_step(self, learner: Any, stats: dict) -> None:
         self.publish(stats)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored traces (episode codes) and cached cues, as key lists and stacked (N, D) arrays, and the RNG.
+        The dentate projection is not saved: it is rebuilt from config.seed."""
+        out = super().state_dict()
+        for name in ("codes", "cues"):
+            table = getattr(self, name)
+            out[f"{name}_keys"] = list(table)
+            out[name] = np.stack(list(table.values())) if table else np.zeros((0, 0), dtype=np.float32)
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for name in ("codes", "cues"):
+            keys, rows = list(state[f"{name}_keys"]), np.asarray(state[name])
+            if len(keys) != (len(rows) if keys else 0):
+                raise ValueError(f"hippocampus state has {len(keys)} {name} keys but {len(rows)} rows")
+            setattr(self, name, {str(k): row.copy() for k, row in zip(keys, rows)})
 
     def readout(self) -> dict[str, float]:
         codes = list(self.codes.values())

@@ -119,6 +119,7 @@ class Homeostasis(NeuroController):
     """Installs the homeostatic SwiGLU in every block at construction; updates gain/threshold every probe."""
 
     name = "homeostasis"
+    state_fields = ("rng", "avg", "target_rate", "target_std", "threshold", "gain", "last", "probes")
 
     def __init__(self, model: Any, config: HomeostasisConfig | None = None):
         self.config = HomeostasisConfig() if config is None else config
@@ -127,7 +128,7 @@ class Homeostasis(NeuroController):
         self.model, self.rng = model, np.random.default_rng(self.config.seed)
         self.ffns = install(model)
         d_ff = self.ffns[0].w1.weight.shape[0]
-        shape = (len(self.ffns), d_ff)
+        shape = self.gain_shape = (len(self.ffns), d_ff)
         self.avg, self.target_rate, self.target_std = np.full(shape, math.nan), None, None
         self.threshold, self.gain = np.zeros(shape), np.ones(shape)
         self.last: dict[str, float] = {}
@@ -178,8 +179,17 @@ class Homeostasis(NeuroController):
             self.step(tokens)
         self.publish(stats)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {"gain": self.gain.copy(), "threshold": self.threshold.copy()}
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The statistics, set points, gain and threshold of a checkpoint; gain and threshold go into the model."""
+        super().load_state_dict(state)
+        for name in ("avg", "threshold", "gain"):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != self.gain_shape:
+                raise ValueError(f"homeostasis state {name} has shape {value.shape}, the model needs {self.gain_shape}")
+            setattr(self, name, value)
+        for i, f in enumerate(self.ffns):
+            f.units.gain.assign(Tensor(self.gain[i].astype(np.float32))).realize()
+            f.units.threshold.assign(Tensor(self.threshold[i].astype(np.float32))).realize()
 
     def readout(self) -> dict[str, float]:
         dead = float((self.avg < self.config.dead_rate).mean()) if self.probes else math.nan

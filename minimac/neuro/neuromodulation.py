@@ -114,6 +114,8 @@ class Neuromodulation(NeuroController):
     """Dopamine, serotonin, acetylcholine and noradrenaline (each switchable in the config), as in the docstring."""
 
     name = "neuromod"
+    state_fields = ("rng", "fast", "slow", "mean", "var", "rpe", "da_trace", "ne_trace", "serotonin", "novelty",
+                    "novelty_avg", "counts", "_history_seen")
 
     def __init__(self, config: NeuromodulationConfig | None = None):
         self.config = NeuromodulationConfig() if config is None else config

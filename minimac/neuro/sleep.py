@@ -125,6 +125,7 @@ class Sleep(NeuroController):
     """Runs `consolidate` at every domain end (after EWC's Fisher); counts are in `last` and the readout."""
 
     name = "sleep"
+    state_fields = ("rng", "sleeps", "totals", "last")
 
     def __init__(self, config: SleepConfig | None = None):
         self.config = SleepConfig() if config is None else config
