@@ -24,7 +24,7 @@ Peak memory: with `--memory`, each framework also runs alone in a child process 
     python benchmarks/bench_train.py --preset tiny --batch-size 16 --seq-len 256 --compile --memory
     python benchmarks/bench_train.py --preset nano --what lora generate
     DEV=CUDA python benchmarks/bench_train.py --preset small --device cuda   # torch on CUDA, tinygrad on DEV=CUDA
-    MINIMAC_BEAM=2 python benchmarks/bench_train.py --preset nano          # tinygrad with cached BEAM kernels
+    JITBEAM=2 python benchmarks/bench_train.py --preset nano              # tinygrad BEAM-searches jitted kernels (cached on disk)
 
 PyTorch is a benchmark-only dependency (`pip install torch`); minimac never imports it.
 """

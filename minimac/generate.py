@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
 import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 

@@ -12,8 +12,8 @@ from tinygrad import Tensor, UOp
 from tinygrad.nn import Linear as TinygradLinear
 
 from minimac.attention import attention_fused, attention_reference, attention_sdpa, build_attention_mask
-from minimac.linear import Linear, matmul
 from minimac.feedforward import SwiGLU, swiglu_reference
+from minimac.linear import Linear, matmul
 
 B, T, HD = 2, 6, 8
 
