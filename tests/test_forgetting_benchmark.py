@@ -87,7 +87,19 @@ def test_unknown_strategy_message(capsys):
 def test_bad_learning_rate_message(capsys):
     with pytest.raises(SystemExit):
         fb.parse_args(["--lora-lr", "-1"])
-    assert "--lora-lr and --rank must be positive" in capsys.readouterr().err
+    assert "--lora-lr, --rank, --lora-alpha and --route-windows must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fb.parse_args(["--route-windows", "0"])
+    assert "--route-windows must be positive" in capsys.readouterr().err
+
+
+def test_default_run_adds_the_best_neuro_configuration():
+    args = fb.parse_args(["--quick"])
+    assert args.strategies == list(fb.STRATEGIES) and args.neuro == list(fb.BEST_NEURO)
+    assert fb.parse_args(["--quick", "--strategies", "lora"]).neuro == []          # a chosen subset: no extra run
+    assert fb.parse_args(["--quick", "--neuro", "none"]).neuro == []
+    assert fb.parse_args(["--strategies", "", "--neuro", "all"]).neuro == list(fb.NEURO)
+    assert fb.parse_args(["--strategies", ""]).strategies == []
 
 
 def test_routing_by_name_becomes_its_own_row():
