@@ -316,7 +316,10 @@ class ContinualLearner:
         save_learner(self, directory)
 
     @classmethod
-    def load_checkpoint(cls, directory: str, controllers: Iterable[Controller] = ()) -> ContinualLearner:
+    def load_checkpoint(cls, directory: str,
+                        controllers: Iterable[Controller] | Callable[[Any], list[Controller]] = ()) -> ContinualLearner:
+        """Everything save_checkpoint wrote. `controllers`: a list, or a function model -> list for controllers that
+        must wrap the loaded model (homeostasis); their saved state is restored into them."""
         from minimac.checkpoint_io import load_learner
         return load_learner(directory, controllers)
 
