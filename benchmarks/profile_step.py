@@ -5,6 +5,7 @@ name, time and GFLOPS; this script captures those lines and sums them. Kernel na
 (`r_` = has a reduction, `E_` = elementwise), which is usually enough to tell which layer a kernel belongs to.
 
     python benchmarks/profile_step.py --preset nano                      # the CPU here
+    python benchmarks/profile_step.py --preset nano --lora               # one LoRA step of learn_from_text (8 x 64)
     DEV=CUDA python benchmarks/profile_step.py --preset small --batch-size 16 --seq-len 256 --top 30
 """
 from __future__ import annotations
@@ -21,37 +22,77 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 LINE = re.compile(r"\*\*\* \S+\s+\d+\s+(\S+).*?tm\s+([\d.]+)(us|ms)/\s*[\d.]+ms \(\s*([\d.]+) GFLOPS")
 
 
-def main(argv: list[str] | None = None) -> None:
-    import numpy as np
+def _capture(run) -> list[tuple[float, str, float]]:
+    """Run `run()` under DEBUG=2 and return (ms, kernel name, GFLOPS) for every kernel it launched."""
     from tinygrad.helpers import Context
 
-    from minimac.model import ModelConfig, Transformer
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), Context(DEBUG=2):
+        run()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log.getvalue())
+    return [(float(m.group(2)) / (1000 if m.group(3) == "us" else 1), m.group(1), float(m.group(4)))
+            for m in LINE.finditer(text)]
+
+
+def train_step_kernels(cfg, batch_size: int, seq_len: int) -> list[tuple[float, str, float]]:
+    import numpy as np
+
+    from minimac.model import Transformer
     from minimac.train import TrainConfig, Trainer
+
+    rng = np.random.default_rng(0)
+    shape = (batch_size, seq_len + 1)
+    trainer = Trainer(Transformer(cfg), TrainConfig(batch_size=batch_size, seq_len=seq_len),
+                      lambda step: rng.integers(0, cfg.vocab_size, shape))
+    for _ in range(3):  # compile + JIT capture
+        trainer.train_step(rng.integers(0, cfg.vocab_size, shape))
+    return _capture(lambda: trainer.train_step(rng.integers(0, cfg.vocab_size, shape)))
+
+
+def lora_step_kernels(cfg) -> list[tuple[float, str, float]]:
+    """One step of ContinualLearner.learn_from_text, strategy "lora" (the learner's batch and seq_len 64)."""
+    from minimac.learner import ContinualLearner
+    from minimac.model import Transformer
+    from minimac.strategies import LearnerConfig
+    from minimac.tokenizer import Tokenizer
+
+    text = " ".join(f"Sentence number {i} says something new about the domain." for i in range(200))
+    learner = ContinualLearner(Transformer(cfg), Tokenizer(), LearnerConfig(strategy="lora", seq_len=64))
+    learner.learn_from_text(text, domain="warmup", steps=3)  # compile + JIT capture
+    trainer = next(iter(learner._trainers.values()))
+    step, rows = trainer.step, []
+
+    def profiled(*a, **kw):  # only the jitted step itself, not the learner's evaluation before and after
+        out = []
+        rows.extend(_capture(lambda: out.append(step(*a, **kw))))
+        return out[0]
+
+    trainer.step = profiled
+    try:
+        learner.learn_from_text(text, domain="warmup", steps=1)
+    finally:
+        trainer.step = step
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    from minimac.model import ModelConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="nano")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--lora", action="store_true", help="profile a LoRA learn_from_text step instead")
     ap.add_argument("--top", type=int, default=20, help="kernels to list")
     args = ap.parse_args(argv)
 
     cfg = ModelConfig.from_preset(args.preset)
-    rng = np.random.default_rng(0)
-    shape = (args.batch_size, args.seq_len + 1)
-    trainer = Trainer(Transformer(cfg), TrainConfig(batch_size=args.batch_size, seq_len=args.seq_len),
-                      lambda step: rng.integers(0, cfg.vocab_size, shape))
-    for _ in range(3):
-        trainer.train_step(rng.integers(0, cfg.vocab_size, shape))
-    log = io.StringIO()
-    with contextlib.redirect_stdout(log), Context(DEBUG=2):
-        trainer.train_step(rng.integers(0, cfg.vocab_size, shape))
-    text = re.sub(r"\x1b\[[0-9;]*m", "", log.getvalue())
-    rows = []
-    for m in LINE.finditer(text):
-        ms = float(m.group(2)) / (1000 if m.group(3) == "us" else 1)
-        rows.append((ms, m.group(1), float(m.group(4))))
+    if args.lora:
+        rows, what = lora_step_kernels(cfg), "LoRA learn_from_text step"
+    else:
+        rows, what = train_step_kernels(cfg, args.batch_size, args.seq_len), f"batch {args.batch_size} x {args.seq_len}"
     total = sum(r[0] for r in rows)
-    print(f"{args.preset}, batch {args.batch_size} x {args.seq_len}: {len(rows)} kernels, {total:.1f} ms of kernel time")
+    print(f"{args.preset}, {what}: {len(rows)} kernels, {total:.1f} ms of kernel time")
     print(f"{'ms':>8} {'share':>6} {'GFLOPS':>7}  kernel")
     for ms, name, gflops in sorted(rows, reverse=True)[:args.top]:
         print(f"{ms:8.2f} {100 * ms / total:5.1f}% {gflops:7.0f}  {name}")
