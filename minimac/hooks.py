@@ -10,8 +10,7 @@ The brain-inspired controllers of lessons 11-13 (minimac/neuro/) are opt-in obje
     select_replay(learner, n, new)   before each step that replays: return n Experiences (from learner.replay) to
                                      use instead of the default per-domain balanced draw, or None to keep it. `new`
                                      is the step's new chunks (token-id arrays): what replay is mixed with (e.g.
-                                     the hippocampus's recall cue). A controller whose select_replay takes no `new`
-                                     parameter is called as select_replay(learner, n).
+                                     the hippocampus's recall cue).
     on_domain_end(learner, domain)   at each domain boundary of `learn_stream` (after EWC's consolidation): the place
                                      for "sleep" (offline replay, pruning, re-weighting the buffer).
 

@@ -22,7 +22,6 @@ routing / evaluation / generation (routing.py), files (checkpoint_io.py), the co
 """
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -205,7 +204,7 @@ class ContinualLearner:
         if n <= 0:
             return []
         for c in self.controllers:
-            chosen = c.select_replay(self, n, new=new) if _takes_new(c) else c.select_replay(self, n)
+            chosen = c.select_replay(self, n, new=new)
             if chosen is not None:
                 return list(chosen)[:n]
         return self.replay.sample_by_domain(n)
@@ -322,15 +321,6 @@ class ContinualLearner:
         must wrap the loaded model (homeostasis); their saved state is restored into them."""
         from minimac.checkpoint_io import load_learner
         return load_learner(directory, controllers)
-
-
-def _takes_new(controller: Any) -> bool:
-    """Whether controller.select_replay accepts `new` (a hook written before that argument existed does not)."""
-    try:
-        params = inspect.signature(controller.select_replay).parameters
-    except (TypeError, ValueError):
-        return False
-    return "new" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _as_pair(e: Any) -> tuple[str, str]:

@@ -117,29 +117,26 @@ class Readout:
 
     def __enter__(self):  # -> Readout
         if self.live:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            self._live = Live(self.panel(), console=self.console, refresh_per_second=4, transient=False)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.update(self.panel())
             self._live.__exit__(*exc)
             self._live = None
 
-    def _render(self) -> Group:
+    def panel(self) -> Group:
+        """What the live panel shows now (a rich renderable: print it on any Console, e.g. one writing a string)."""
         parts = [self.header, self.progress]
         if self.controllers:
             parts.append(neuro_table(self.controllers))
         return Group(*parts, self.table) if self.table is not None else Group(*parts)
 
-    def panel(self) -> Group:
-        """What the live panel shows now (a rich renderable: print it on any Console, e.g. one writing a string)."""
-        return self._render()
-
     def _refresh(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.update(self.panel())
 
     def message(self, text: str) -> None:
         """A line printed above the live panel (or just printed)."""

@@ -213,7 +213,7 @@ def test_controllers_set_the_learning_rate_and_choose_replay():
             seen.append(stats["lr"])
             learner.set_learning_rate(stats["lr"] / 2)
 
-        def select_replay(self, learner, n):
+        def select_replay(self, learner, n, new=None):
             return [Experience(learner.encode("chosen by the controller"), domain="picked")] * n
 
     learner = make("lora+replay")
