@@ -160,10 +160,8 @@ class _StepClock(Controller):
 
 
 def make_controllers(names: list[str]) -> list:
-    from minimac.neuro import AutonomousLR, Hippocampus, Neuromodulation, Sleep
-    make = {"autonomous_lr": AutonomousLR, "neuromodulation": Neuromodulation, "hippocampus": Hippocampus,
-            "sleep": Sleep}
-    return [make[n]() for n in names]
+    from minimac.neuro import build_controllers
+    return build_controllers(names)  # in the order given (NEURO's), default configs
 
 
 def route(learner, text: str, windows: int = ROUTE_WINDOWS) -> str | None:

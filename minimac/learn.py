@@ -31,11 +31,11 @@ from rich.table import Table
 
 from minimac.device import BackendUnavailable, check_device
 from minimac.hooks import Controller
+from minimac.neuro import CONTROLLER_NAMES as NEURO_NAMES  # hippocampus first: it chooses the replay
+from minimac.neuro import build_controllers
 from minimac.readout import Readout, fmt_seconds, r_matrix_table
 
 STRATEGY_NAMES = ("full", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
-NEURO_NAMES = ("hippocampus", "autonomous_lr", "neuromodulation", "homeostasis", "sleep")  # hippocampus first:
-# the first controller whose select_replay answers chooses the replay, and the hippocampus weighs by importance
 NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
 DEMO = {"stage_steps": 40, "eval_chars": 4000, "train_chars": 200_000, "remember_chars": 40_000,
         "prompt_chars": 40, "new_tokens": 24}
@@ -90,14 +90,6 @@ def neuro_names(spec: str | None) -> list[str]:
         raise ValueError(f"--neuro: unknown controller(s) {', '.join(map(repr, unknown)) or repr(spec)}; choose "
                          f"from {', '.join(NEURO_NAMES)} (comma-separated), or all")
     return [n for n in NEURO_NAMES if n in names]
-
-
-def build_controllers(names: list[str], model) -> list:
-    """The controllers named (NEURO_NAMES order), each with its default config; Homeostasis wraps `model`'s FFNs."""
-    from minimac.neuro import AutonomousLR, Hippocampus, Homeostasis, Neuromodulation, Sleep
-    make = {"hippocampus": Hippocampus, "autonomous_lr": AutonomousLR, "neuromodulation": Neuromodulation,
-            "homeostasis": lambda: Homeostasis(model), "sleep": Sleep}
-    return [make[n]() for n in names]
 
 
 def _prompts(docs: list[str], n: int = 2) -> list[str]:

@@ -148,7 +148,27 @@ from minimac.neuro.homeostasis import Homeostasis, HomeostasisConfig
 from minimac.neuro.neuromodulation import Neuromodulation, NeuromodulationConfig
 from minimac.neuro.sleep import Sleep, SleepConfig
 
+# every controller by the name --neuro and the benchmarks use; hippocampus first, because the first controller whose
+# select_replay answers chooses the replay, and the hippocampus weighs by importance
+CONTROLLER_NAMES = ("hippocampus", "autonomous_lr", "neuromodulation", "homeostasis", "sleep")
+
+
+def build_controllers(names: list[str], model: Any = None) -> list[NeuroController]:
+    """The controllers named (CONTROLLER_NAMES), in the order given, each with its default config. Homeostasis wraps
+    `model`'s feed-forward layers, so it needs the model; the others ignore it.
+
+    >>> [c.name for c in build_controllers(["sleep", "hippocampus"])]
+    ['sleep', 'hippocampus']
+    """
+    make = {"hippocampus": Hippocampus, "autonomous_lr": AutonomousLR, "neuromodulation": Neuromodulation,
+            "homeostasis": lambda: Homeostasis(model), "sleep": Sleep}
+    if unknown := [n for n in names if n not in make]:
+        raise ValueError(f"unknown controller(s) {unknown}; choose from {', '.join(CONTROLLER_NAMES)}")
+    return [make[n]() for n in names]
+
+
 __all__ = [
+    "CONTROLLER_NAMES",
     "AutonomousLR",
     "AutonomousLRConfig",
     "DendriticConfig",
@@ -162,6 +182,7 @@ __all__ = [
     "NeuromodulationConfig",
     "Sleep",
     "SleepConfig",
+    "build_controllers",
     "check_number",
     "domain_quotas",
     "lr_scales",
