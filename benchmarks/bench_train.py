@@ -504,6 +504,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (TF32) in both frameworks: "
+                    "tinygrad's ALLOW_TF32=1 and torch's allow_tf32 (CUDA only; neither uses TF32 by default)")
     ap.add_argument("--json", default=None, metavar="PATH")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -512,6 +514,10 @@ def main(argv=None) -> dict:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.tf32:  # before tinygrad is imported: it reads ALLOW_TF32 from the environment once
+        os.environ["ALLOW_TF32"] = "1"
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     import tinygrad
     from tinygrad import Device
@@ -533,7 +539,7 @@ def main(argv=None) -> dict:
             "tinygrad_device": Device.DEFAULT, "torch": torch.__version__, "torch_device": args.device,
             "torch_threads": torch.get_num_threads(), "preset": args.preset, "config": cfg.to_dict(),
             "batch": [args.batch_size, args.seq_len], "env": {k: v for k, v in os.environ.items()
-                                                              if k in ("BEAM", "MINIMAC_BEAM", "DEV", "JITBEAM")}}
+                                                              if k in ("BEAM", "MINIMAC_BEAM", "DEV", "JITBEAM", "ALLOW_TF32")}}
     print(f"{args.preset}: d_model {cfg.d_model}, {cfg.num_layers} layers, vocab {cfg.vocab_size}, batch "
           f"{args.batch_size}x{args.seq_len}; tinygrad on {Device.DEFAULT}, torch {torch.__version__} on "
           f"{args.device} ({torch.get_num_threads()} threads); {os.cpu_count()} CPUs")
