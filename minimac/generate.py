@@ -16,11 +16,9 @@ repetition penalty -> temperature -> top-k -> top-p -> softmax -> sample (or arg
 
 Decoding steps run through a TinyJit with `start_pos` as a symbolic variable, so one compiled graph serves every step.
 Capturing it costs about two eager steps (seconds on a GPU, where a replayed step takes milliseconds), so the JIT is
-kept per model and reused by later calls while it still describes the model: it is keyed by the buffers of every
-weight and KV cache and by each LoRA layer's mode. When LoRA wraps a layer, an adapter is switched or merged,
-`load_state_dict` swaps a buffer, or a controller swaps a layer, the key changes and a fresh JIT is captured (a stale
-one would silently keep running the old graph). Weights updated in place (an optimizer step) keep their buffers, and a
-replay reads their new values. A forward pass that branches on a plain Python attribute must change a Tensor instead.
+kept per model and reused by later calls while it still describes the model (minimac/jit_cache.py: keyed by the
+buffers of every weight and KV cache and by each LoRA layer's mode; LoRA wrapping a layer, an adapter switched or
+merged, or `load_state_dict` swapping a buffer means a fresh capture, and weights updated in place are read anew).
 Context longer than max_seq_len: the model sees only the last max_seq_len tokens (a sliding window, as the seed
 crops). Once the window is full, each step re-prefills the last max_seq_len tokens (positions restart at 0), which
 gives exactly the seed's numbers but costs a full forward pass per token from then on.
@@ -36,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +41,7 @@ from typing import Any
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
 
+from minimac.jit_cache import cached_jit
 from minimac.model import check_ids
 
 
@@ -141,43 +139,16 @@ def _stream(model, ids, max_new_tokens, eos_id, pick, V, L):
             logits = prefill()
 
 
-_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (key, TinyJit), dropped with the model
-
-
-def _graph_key(model: Any) -> tuple:
-    """What a captured decode step depends on: each weight's and KV cache's buffer (the objects themselves, so a freed
-    buffer's id cannot be reused) and each LoRA layer's mode."""
-    from tinygrad.nn.state import get_state_dict
-
-    from minimac.lora import lora_layers
-
-    buffers = [(name, t.uop.base.realized) for name, t in get_state_dict(model).items()]
-    caches = [(c.k.uop.base.realized, c.v.uop.base.realized) for layer in getattr(model, "layers", [])
-              if (c := getattr(getattr(layer, "attention", None), "cache", None)) is not None]
-    modes = [(path, m.active_adapter, m.disabled, m.merged_adapter) for path, m in lora_layers(model).items()]
-    return tuple(buffers), tuple(caches), tuple(modes)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Structural equality, with buffers compared by identity."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a is b if not isinstance(a, (str, bool)) and a is not None else a == b
-
-
 def _decoder(model: Any) -> TinyJit:
-    """The model's jitted decode step, (1, 1) id at a symbolic start_pos -> (1, 1, V) logits, reused across calls."""
-    key, held = _graph_key(model), _DECODERS.get(model)
-    if held is not None and _same(held[0], key):
-        return held[1]
-    ref = weakref.ref(model)  # the JIT must not keep the model (its key in _DECODERS) alive
+    """The model's jitted decode step, (1, 1) id at a symbolic start_pos -> (1, 1, V) logits, reused across calls
+    while the model's buffers and LoRA modes are the ones it captured (minimac/jit_cache.py)."""
+    def make(ref):
+        @TinyJit
+        def decode(token: Tensor, start_pos: UOp) -> Tensor:
+            return ref()(token, start_pos, use_cache=True, last_only=True).realize()
+        return decode
 
-    @TinyJit
-    def decode(token: Tensor, start_pos: UOp) -> Tensor:
-        return ref()(token, start_pos, use_cache=True, last_only=True).realize()
-
-    _DECODERS[model] = (key, decode)
-    return decode
+    return cached_jit(model, "decode", make)
 
 
 def generate(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature: float = 0.8,

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
 
+from minimac.jit_cache import cached_jit
+
 LN2 = math.log(2.0)
 
 
@@ -207,12 +209,7 @@ def evaluate(model: Callable[[Tensor], Tensor], token_ids, seq_len: int, batch_s
     X, Y = flat[:-1].reshape(Wb, T), flat[1:].reshape(Wb, T)  # (Wb, T) inputs and their next tokens
     M = (np.arange(Wb * T) < n_pred).reshape(Wb, T).astype(np.float32)
 
-    def batch_nll(x: Tensor, y: Tensor, m: Tensor) -> Tensor:
-        logits = model(x).float()  # (B, T, V); float32 even if the model computes in half
-        nll = logits.logsumexp(-1) - logits.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (B, T), stable log-softmax
-        return (nll * m).sum().realize()
-
-    step = TinyJit(batch_nll) if jit else batch_nll
+    step = _nll_step(model, B, T, jit)
     total = 0.0  # host float64 accumulator: float32 sums over a long text would drift
     with Context(TRAINING=0):
         for b in range(0, Wb, B):
@@ -227,6 +224,25 @@ def evaluate(model: Callable[[Tensor], Tensor], token_ids, seq_len: int, batch_s
     loss = total / n_pred
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / LN2,
             "bits_per_byte": total / LN2 / num_bytes if num_bytes else math.nan, "num_tokens": n_pred}
+
+
+def _masked_nll(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, m: Tensor) -> Tensor:
+    """Summed next-token nll of the unmasked positions: x, y (B, T) int, m (B, T) float -> a scalar."""
+    logits = model(x).float()  # (B, T, V); float32 even if the model computes in half
+    nll = logits.logsumexp(-1) - logits.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (B, T), stable log-softmax
+    return (nll * m).sum().realize()
+
+
+def _nll_step(model: Callable[[Tensor], Tensor], B: int, T: int, jit: bool) -> Callable[..., Tensor]:
+    """The (jitted) batch loss. A minimac model keeps its jit per (B, T) across calls (minimac/jit_cache.py: a fresh
+    capture when a weight buffer or a LoRA mode changes), which saves two schedules of the forward pass per call:
+    seconds for each of the learner's loss_before / loss_after. Any other callable gets a fresh TinyJit."""
+    if not jit:
+        return lambda x, y, m: _masked_nll(model, x, y, m)
+    if not hasattr(model, "parameters") or not hasattr(model, "config"):
+        return TinyJit(lambda x, y, m: _masked_nll(model, x, y, m))
+    Tensor.realize(*model.parameters())  # a lazy weight has no buffer yet: the key must see the real ones
+    return cached_jit(model, ("nll", B, T), lambda ref: TinyJit(lambda x, y, m: _masked_nll(ref(), x, y, m)))
 
 
 def bits_per_byte_of_text(model: Callable[[Tensor], Tensor], tokenizer, text: str, seq_len: int,

@@ -122,21 +122,21 @@ def _fresh(seed=5):
 
 def test_the_decode_jit_is_reused_across_calls_and_never_stale():
     from minimac import lora
-    from minimac.generate import _DECODERS
+    from minimac.jit_cache import cached
 
     m, prompt = _fresh(), [3, 9, 40]
     first = generate(m, prompt, 6, temperature=0)
-    jit = _DECODERS[m][1]
-    assert generate(m, prompt, 6, temperature=0) == first and _DECODERS[m][1] is jit  # reused, same tokens
+    jit = cached(m, "decode")[-1]
+    assert generate(m, prompt, 6, temperature=0) == first and cached(m, "decode") == [jit]  # reused, same tokens
     # weights changed in place (what an optimizer step does): same buffers, so the same JIT, reading new values
     emb = m.state_dict()["token_embedding.weight"]
     emb.assign(emb * -1.5).realize()
     assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
-    assert _DECODERS[m][1] is jit
+    assert cached(m, "decode") == [jit]
     # new buffers (load_state_dict) and a new graph (a LoRA adapter with a non-zero B): a fresh capture each time
     m.load_state_dict(_fresh(seed=6).state_dict())
     assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
-    assert _DECODERS[m][1] is not jit
+    assert cached(m, "decode")[-1] is not jit and jit not in cached(m, "decode")  # the old buffers' jit is dropped
     lora.inject_lora(m, lora.LoRAConfig(r=2, target_modules=["q_proj", "w2"]), "a")
     for layer in lora.lora_layers(m).values():
         layer.lora_B["a"].assign(Tensor.full(layer.lora_B["a"].shape, 0.5)).realize()

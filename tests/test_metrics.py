@@ -274,3 +274,40 @@ def test_bits_per_byte_of_text_errors():
         bits_per_byte_of_text(zeros_model, ByteTokenizer(), b"abc", 8, 2)
     with pytest.raises(ValueError, match="text is empty"):
         bits_per_byte_of_text(zeros_model, ByteTokenizer(), "", 8, 2)
+
+
+def test_a_minimac_models_eval_jit_is_kept_and_never_stale():
+    """evaluate keeps one jit per model and (B, T) (minimac/jit_cache.py); it must still follow every change."""
+    from minimac import lora
+    from minimac.jit_cache import cached
+    from minimac.model import ModelConfig, Transformer
+
+    Tensor.manual_seed(0)
+    m = Transformer(ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2,
+                                d_ff=64, max_seq_len=32))
+    ids = np.random.default_rng(0).integers(0, 64, 200)
+
+    def both():  # the cached jit's loss and a plain eager pass's (a stale jit would differ by far more than 1e-5)
+        return evaluate(m, ids, 16, 2)["loss"], evaluate(m, ids, 16, 2, jit=False)["loss"]
+
+    first = both()
+    assert first[0] == pytest.approx(first[1], rel=1e-5) and len(cached(m, ("nll", 2, 16))) == 1
+    jit = cached(m, ("nll", 2, 16))[0]
+    emb = m.state_dict()["token_embedding.weight"]
+    emb.assign(Tensor.randn(*emb.shape) * 0.1).realize()  # in place, like an optimizer step: same jit, new values
+    now = both()
+    assert now[0] == pytest.approx(now[1], rel=1e-5) and now[0] != pytest.approx(first[0], rel=1e-4)
+    assert cached(m, ("nll", 2, 16)) == [jit]
+    block, ffn = m.layers[0], m.layers[0].feed_forward
+    block.feed_forward = lambda x: ffn(x) * 20.0      # a controller swapping a sub-module: a new graph
+    swapped = both()
+    assert swapped[0] == pytest.approx(swapped[1], rel=1e-5) and swapped[0] != pytest.approx(now[0], rel=1e-4)
+    block.feed_forward = ffn
+    lora.inject_lora(m, lora.LoRAConfig(r=2, target_modules=["q_proj", "w2"]), "a")
+    for layer in lora.lora_layers(m).values():
+        layer.lora_B["a"].assign(Tensor.full(layer.lora_B["a"].shape, 2.0)).realize()
+    adapted = both()
+    assert adapted[0] == pytest.approx(adapted[1], rel=1e-5) and adapted[0] != pytest.approx(now[0], rel=1e-4)
+    lora.disable_adapters(m)                          # same buffers, another LoRA mode: another jit
+    bare = both()
+    assert bare[0] == pytest.approx(bare[1], rel=1e-5) and bare[0] != pytest.approx(adapted[0], rel=1e-4)
