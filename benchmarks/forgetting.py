@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from minimac import metrics
 from minimac.hooks import Controller
 
-STRATEGIES = ("full", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
+STRATEGIES = ("full", "full+replay", "full+replay+ewc", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
 NEURO = ("autonomous_lr", "neuromodulation", "hippocampus", "sleep")
 # The best neuro configuration known: docs/neuro.md's ablation (CPU) found no controller that beats plain
 # lora+replay+ewc beyond noise; hippocampus was the only one with lower forgetting and no loss of plasticity.
@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rank", type=int, help="LoRA rank r (default: LearnerConfig's 8); names the runs as --lora-lr")
     p.add_argument("--lora-alpha", type=float, help="LoRA alpha, scaling = alpha / r (default: LearnerConfig's 16); "
                    "names the runs as --lora-lr")
+    p.add_argument("--replay-ratio", type=float, help="share of each batch given to replay by the replay strategies "
+                   "(default: LearnerConfig's 0.5); their runs are then named e.g. 'full+replay (replay 0.25)'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results", help="folder for forgetting.json / .md / .png")
     p.add_argument("--append", action="store_true", help="keep the other strategies' runs of an earlier "
@@ -107,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         [s.strip() for s in args.neuro.split(",") if s.strip()]
     if bad := [s for s in args.neuro if s not in NEURO]:
         p.error(f"unknown neuro controller {bad}; choose from {NEURO}")
+    if args.replay_ratio is not None and not 0 < args.replay_ratio < 1:
+        p.error(f"--replay-ratio must be between 0 and 1, got {args.replay_ratio}")
     if any(v is not None and not v > 0 for v in (args.lora_lr, args.rank, args.lora_alpha)) or args.route_windows < 1:
         p.error(f"--lora-lr, --rank, --lora-alpha and --route-windows must be positive, got {args.lora_lr}, "
                 f"{args.rank}, {args.lora_alpha}, {args.route_windows}")
@@ -197,11 +201,13 @@ def evaluate_routed(learner, sets: dict[str, str], windows: int = ROUTE_WINDOWS
 def run_strategy(name: str, make_model, tokenizer, plan: dict, steps: int, batch_size: int, seq_len: int,
                  seed: int = 0, neuro: list[str] = (), remember_chars: int = 40_000, say=print,
                  strategy: str | None = None, lora_lr: float | None = None, rank: int | None = None,
-                 overrides: dict | None = None, route_windows: int = ROUTE_WINDOWS) -> dict:
+                 overrides: dict | None = None, route_windows: int = ROUTE_WINDOWS,
+                 replay_ratio: float | None = None) -> dict:
     """One strategy through the whole stream: {"strategy", "R", "sets", "stages", "routes", "train" [per stage]}.
 
     `name` labels the run; `strategy` (default: name, or lora+replay+ewc with neuro controllers) is the learner's;
-    `overrides` are more LearnerConfig fields (e.g. lora_alpha, ewc_lambda) for the LoRA strategies."""
+    `overrides` are more LearnerConfig fields (e.g. lora_alpha, ewc_lambda) for the LoRA strategies; `replay_ratio`
+    (default LearnerConfig's) is for every strategy that replays."""
     from tinygrad import Tensor
 
     from minimac import routing
@@ -211,9 +217,10 @@ def run_strategy(name: str, make_model, tokenizer, plan: dict, steps: int, batch
     model = make_model()
     clock = _StepClock()
     strategy = strategy or ("lora+replay+ewc" if neuro else name)
-    lr = lora_lr if strategy != "full" else None
+    lora = not strategy.startswith("full")  # --lora-lr, --rank and --lora-alpha change the LoRA strategies only
     config = LearnerConfig(strategy=strategy, batch_size=batch_size, seq_len=seq_len, seed=seed, fisher_samples=16,
-                           learning_rate=lr, r=rank or 8, **(overrides if strategy != "full" and overrides else {}))
+                           learning_rate=lora_lr if lora else None, r=rank or 8, **((overrides or {}) if lora else {}),
+                           **({"replay_ratio": replay_ratio} if replay_ratio is not None else {}))
     learner = ContinualLearner(model, tokenizer, config, controllers=[clock, *make_controllers(list(neuro))])
     base, domains = plan["base"], plan["domains"]
     learner.remember("\n\n".join(plan["base_docs"])[:remember_chars], base)
@@ -453,14 +460,16 @@ def main(argv: list[str] | None = None) -> int:
         f" (lr {args.lora_lr or 'default'}, r {args.rank or 8}" + (f", alpha {args.lora_alpha:g})" if args.lora_alpha
                                                                     else ")")
     overrides = {"lora_alpha": args.lora_alpha} if args.lora_alpha else {}
-    names = [s + tag if s != "full" else s for s in args.strategies]
+    names = [s + tag if not s.startswith("full") else s for s in args.strategies]
     names += ["lora+replay+ewc+neuro(" + ",".join(args.neuro) + ")" + tag] if args.neuro else []
+    if args.replay_ratio is not None:
+        names = [n + f" (replay {args.replay_ratio:g})" if "replay" in n else n for n in names]
     runs = earlier_runs(Path(args.out) / "forgetting.json", plan, args, folder.name, names) if args.append else []
     for name, strategy in zip(names, strategies):
         runs.append(run_strategy(name, lambda: load_model(folder), tokenizer, plan, args.steps, spec.batch_size,
                                  spec.seq_len, args.seed, args.neuro if "neuro" in name else (), say=console.print,
                                  strategy=strategy, lora_lr=args.lora_lr, rank=args.rank, overrides=overrides,
-                                 route_windows=args.route_windows))
+                                 route_windows=args.route_windows, replay_ratio=args.replay_ratio))
         console.print(f"{name}: {runs[-1]['wall_s']:.0f}s")
     order = {n: i for i, n in enumerate(dict.fromkeys([*STRATEGIES, *names]))}
     runs = [r for r in runs if not r["strategy"].endswith(BY_NAME)]

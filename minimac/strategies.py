@@ -5,6 +5,8 @@ A strategy is a named combination of the tools of lessons 08-10:
 
     strategy             trains                          replay  EWC   adapters
     "full"               every weight of the model       no      no    none (the naive baseline that forgets)
+    "full+replay"        every weight of the model       yes     no    none (Avalanche's Replay on Naive)
+    "full+replay+ewc"    every weight of the model       yes     yes   none
     "lora"               one LoRA adapter                no      no    one, shared by every domain
     "lora+replay"        one LoRA adapter                yes     no    one
     "lora+replay+ewc"    one LoRA adapter                yes     yes   one (the seed's default recipe)
@@ -23,7 +25,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-STRATEGIES = ("full", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
+STRATEGIES = ("full", "full+replay", "full+replay+ewc", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
 # Why two defaults: a LoRA update starts from B = 0 and moves a few thousand numbers, so it tolerates (and needs) a
 # larger step than moving every weight of a pretrained model, where 1e-3 already wrecks what the base knew.
@@ -94,7 +96,7 @@ class LearnerConfig:
 
     @property
     def uses_lora(self) -> bool:
-        return self.strategy != "full"
+        return not self.strategy.startswith("full")
 
     @property
     def uses_replay(self) -> bool:

@@ -102,6 +102,30 @@ def test_default_run_adds_the_best_neuro_configuration():
     assert fb.parse_args(["--strategies", ""]).strategies == []
 
 
+def test_replay_ratio_is_checked_and_reaches_the_replay_strategies_only(capsys, monkeypatch):
+    for bad in ("0", "1", "1.5"):
+        with pytest.raises(SystemExit):
+            fb.parse_args(["--replay-ratio", bad])
+        assert "--replay-ratio must be between 0 and 1" in capsys.readouterr().err
+    assert fb.parse_args(["--quick"]).replay_ratio is None             # LearnerConfig's default (0.5)
+    configs = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(model, tokenizer, config, controllers=()):  # record the learner's config, then stop the run
+        configs.append(config)
+        raise Stop
+
+    import minimac.learner
+    monkeypatch.setattr(minimac.learner, "ContinualLearner", spy)
+    for strategy in ("full", "full+replay+ewc", "lora+replay"):
+        with pytest.raises(Stop):
+            fb.run_strategy(strategy, lambda: None, None, {}, 1, 8, 16, replay_ratio=0.25)
+    assert [c.replay_ratio for c in configs] == [0.25] * 3            # "full" ignores it: it never replays
+    assert [c.learning_rate for c in configs] == [None, None, None]
+
+
 def test_routing_by_name_becomes_its_own_row():
     run = {"strategy": "adapter-per-domain", "stages": ["base", "a"], "sets": ["base", "a"], "R": [[1.0, 2.0], [1.0, 2.0]],
            "R_by_name": [[1.0, 2.0], [1.0, 1.5]], "routes": [], "train": [{"examples": 8, "steps": 1,

@@ -26,6 +26,7 @@ def test_help_lists_the_flags(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--strategy", "magic"], "invalid choice: 'magic'"),
     (["--steps", "0"], "--steps must be positive"),
+    (["--replay-ratio", "1"], "--replay-ratio must be at least 0 and below 1"),
     (["--data", "notes.txt"], "--data and --domain go together"),
     (["--domain", "notes"], "--data and --domain go together"),
     (["--bogus"], "unrecognized arguments: --bogus"),

@@ -76,7 +76,7 @@ def logits(learner: ContinualLearner, text: str = "def double") -> np.ndarray:
 
 # ---- config, chunking and batches (host side, fast) ---------------------------------------------------------------
 def test_unknown_strategy_lists_the_choices():
-    with pytest.raises(ValueError, match=re.escape("unknown strategy 'lora+magic'; choose one of: full, lora, lora+")):
+    with pytest.raises(ValueError, match=re.escape("unknown strategy 'lora+magic'; choose one of: full, full+replay, full+replay+ewc, lora, lora+")):
         LearnerConfig(strategy="lora+magic")
 
 
@@ -90,8 +90,11 @@ def test_bad_config_values_name_the_field(field, value):
 
 
 def test_strategy_table_and_learning_rate_defaults():
-    assert [LearnerConfig(strategy=s).uses_replay for s in STRATEGIES] == [False, False, True, True, False]
-    assert [LearnerConfig(strategy=s).uses_ewc for s in STRATEGIES] == [False, False, False, True, False]
+    # full, full+replay, full+replay+ewc, lora, lora+replay, lora+replay+ewc, adapter-per-domain
+    assert [LearnerConfig(strategy=s).uses_lora for s in STRATEGIES] == [False] * 3 + [True] * 4
+    assert [LearnerConfig(strategy=s).uses_replay for s in STRATEGIES] == [False, True, True, False, True, True, False]
+    assert [LearnerConfig(strategy=s).uses_ewc for s in STRATEGIES] == [False, False, True, False, False, True, False]
+    assert LearnerConfig(strategy="full+replay+ewc").lr == LearnerConfig(strategy="full").lr
     assert LearnerConfig(strategy="full").lr < LearnerConfig(strategy="lora").lr
     assert LearnerConfig(strategy="lora", learning_rate=0.5).lr == 0.5
     assert LearnerConfig.from_dict(LearnerConfig(strategy="lora", r=4).to_dict()) == LearnerConfig(strategy="lora", r=4)
@@ -156,23 +159,27 @@ def test_one_sentence_is_learned_in_a_few_seconds():
     assert learner.history[-1] is out and learner.step_count == 30
 
 
-@pytest.mark.parametrize("strategy", ["lora", "full"])
+@pytest.mark.parametrize("strategy", ["lora", "full", "full+replay+ewc"])
 def test_one_step_changes_only_the_trainable_tensors(strategy):
     learner = make(strategy)
+    full = strategy.startswith("full")
+    if full:
+        assert not lora.adapter_names(learner.model)  # no adapter is injected for the full strategies
     learner.learn_from_text(FACT, steps=1)   # builds the trainer (and the adapter), one step
-    trainable = {id(t) for t in learner._trainers[learner_mod.FULL if strategy == "full" else "default"].params}
+    trainable = {id(t) for t in learner._trainers[learner_mod.FULL if full else "default"].params}
     state = get_state_dict(learner.model)
     before = {k: v.numpy().copy() for k, v in state.items()}
     learner.learn_from_text(FACT, steps=1)
     changed = {k for k, v in state.items() if not np.array_equal(before[k], v.numpy())}
-    if strategy == "full":
+    if full:
         assert changed == set(state), f"full fine-tuning left {set(state) - changed} unchanged"
     else:
         assert changed and all(id(state[k]) in trainable for k in changed), changed
         assert all(".lora_" in k for k in changed) and any(".lora_B." in k for k in changed)
 
 
-def test_new_text_is_in_every_batch_and_replay_gets_its_ratio(monkeypatch):
+@pytest.mark.parametrize("strategy", ["lora+replay", "full+replay"])
+def test_new_text_is_in_every_batch_and_replay_gets_its_ratio(monkeypatch, strategy):
     calls, cues = [], []
 
     def spy(new, replay, *args):
@@ -184,7 +191,7 @@ def test_new_text_is_in_every_batch_and_replay_gets_its_ratio(monkeypatch):
             cues.append([np.asarray(c).copy() for c in new])
 
     monkeypatch.setattr(learner_mod, "mixed_batch", spy)
-    learner = make("lora+replay", replay_ratio=0.5)
+    learner = make(strategy, replay_ratio=0.5)
     learner.remember(PROSE, "prose")
     learner.remember(MATH, "math")
     learner.controllers.append(Cue())
@@ -291,6 +298,27 @@ def test_ewc_lambda_is_a_live_knob(streamed):
     streamed.set_ewc_lambda(1.0)
     with pytest.raises(ValueError, match="ewc_lambda"):
         streamed.set_ewc_lambda(-1.0)
+
+
+def test_full_replay_ewc_anchors_every_weight():
+    """full+replay+ewc: the Fisher covers every weight (max 1 per tensor), and the next domain pays a penalty."""
+    seen = []
+
+    class Spy(Controller):
+        def on_step(self, learner, stats):
+            seen.append(stats["ewc"])
+
+    learner = make("full+replay+ewc", ewc_lambda=10.0)
+    learner.controllers.append(Spy())
+    learner.learn_from_text(PROSE, domain="prose", steps=3)
+    learner.consolidate("prose")
+    trainer = learner._trainers[learner_mod.FULL]
+    fisher, _ = trainer.ewc.experiences[0]
+    assert len(fisher) == len(trainer.params) == len(learner.model.parameters())
+    assert all(f.shape == tuple(p.shape) and f.max() == pytest.approx(1.0, abs=1e-3)
+               for f, p in zip(fisher, trainer.params))
+    learner.learn_from_text(MATH, domain="math", steps=3)
+    assert seen[:3] == [0.0, 0.0, 0.0] and seen[4] > 0      # no penalty before the first consolidation; then one
 
 
 # ---- adapter per domain -------------------------------------------------------------------------------------------
