@@ -361,8 +361,12 @@ def markdown(result: dict) -> str:
               "its stage - after) over full fine-tuning's. BWT < 0 = forgot, FWT > 0 = earlier domains helped (bpb). "
               "Probe % = change of the never-trained probe's bpb from the base. s / 1k ex. = training seconds per "
               "1,000 training rows (compiles included); steady = from the median step time (compiles excluded).")
-    lines = ["# Forgetting benchmark", "", f"Command: `{m['command']}`  ", f"Machine: {m['machine']}  ", load,
-             stream, budget, f"Total wall time: {m['wall_s']:.0f} s", "", "## Summary", "", legend, "",
+    commands = list(dict.fromkeys(r.get("command", m["command"]) for r in runs))  # --append: several made the runs
+    said = [f"Command: `{m['command']}`  "] if commands == [m["command"]] else \
+        ["Commands (each run names its own in forgetting.json):  "] + [f"`{c}`  " for c in commands]
+    lines = ["# Forgetting benchmark", "", *said, f"Machine: {m['machine']}  ", load, stream, budget,
+             f"Total wall time: {m['wall_s']:.0f} s" + (" (the last command)" if len(commands) > 1 else ""), "",
+             "## Summary", "", legend, "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(runs)]
     lines += ["", "**" + verdict(runs) + "**", "", ("What the numbers mean, and what would close the gap: "
@@ -465,19 +469,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay_ratio is not None:
         names = [n + f" (replay {args.replay_ratio:g})" if "replay" in n else n for n in names]
     runs = earlier_runs(Path(args.out) / "forgetting.json", plan, args, folder.name, names) if args.append else []
+    command = "python benchmarks/forgetting.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = ("MINIMAC_DATA=... " if os.environ.get("MINIMAC_DATA") else "") + command.strip()
     for name, strategy in zip(names, strategies):
         runs.append(run_strategy(name, lambda: load_model(folder), tokenizer, plan, args.steps, spec.batch_size,
                                  spec.seq_len, args.seed, args.neuro if "neuro" in name else (), say=console.print,
                                  strategy=strategy, lora_lr=args.lora_lr, rank=args.rank, overrides=overrides,
                                  route_windows=args.route_windows, replay_ratio=args.replay_ratio))
+        runs[-1]["command"] = command
         console.print(f"{name}: {runs[-1]['wall_s']:.0f}s")
     order = {n: i for i, n in enumerate(dict.fromkeys([*STRATEGIES, *names]))}
     runs = [r for r in runs if not r["strategy"].endswith(BY_NAME)]
     runs.sort(key=lambda r: order.get(r["strategy"], len(order)))
     runs = with_named_routing(runs)
     add_summaries(runs)
-    command = "python benchmarks/forgetting.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    meta = {"command": ("MINIMAC_DATA=... " if os.environ.get("MINIMAC_DATA") else "") + command.strip(),
+    meta = {"command": command,
             "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores, tinygrad device {Device.DEFAULT}",
             "load_start": load_start, "load_end": os.getloadavg()[0], "wall_s": time.perf_counter() - wall,
             "base": plan["base"], "domains": plan["domains"], "probes": plan["probes"], "steps": args.steps,

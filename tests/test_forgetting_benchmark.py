@@ -195,4 +195,8 @@ def test_tiny_end_to_end(tmp_path):
             "train_chars": 1, "eval_chars": 200, "base_folder": "toy", "wall_s": 1.0}
     md = fb.markdown({"meta": meta, "runs": runs})
     assert "| full |" in md and "### adapter-per-domain" in md and "Automatic routes" in md
+    assert "Command: `x`" in md                                  # one command made every run
+    runs[1]["command"] = "x --strategies lora+replay --append"
+    md = fb.markdown({"meta": meta, "runs": runs})               # an appended run names its own command
+    assert "Command: `x`" not in md and "`x`  \n`x --strategies lora+replay --append`" in md
     json.dumps({"meta": meta, "runs": runs})  # serialisable
