@@ -22,26 +22,20 @@ JIT: which adapter runs, and whether adapters are disabled or merged, are Python
 with one adapter keeps replaying that adapter's kernels. Keep one jitted step per adapter, or call `jit.reset()`
 after set_adapter / disable_adapters / merge_adapter / delete_adapter / load_adapter.
 
+Files: save_adapter / load_adapter (PEFT's layout) are in minimac/lora_files.py and re-exported here.
+
 Not covered: LoRA on embeddings or lm_head, trained biases, DoRA / rsLoRA, quantised bases (QLoRA), mixing several
 adapters in one forward pass.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import pathlib
 import types
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import numpy as np
 from tinygrad import Tensor
 from tinygrad.nn import Linear
-from tinygrad.nn.state import get_state_dict, safe_load, safe_load_metadata
-
-from minimac.checkpoint import write_safetensors
-
-CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
+from tinygrad.nn.state import get_state_dict
 
 
 @dataclass
@@ -316,73 +310,5 @@ def count_parameters(model, adapter_name: str | None = None) -> dict[str, int]:
             "total": sum(t.numel() for t in distinct.values())}
 
 
-# ---- files: PEFT's layout, written atomically ----
-
-def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> None:
-    """Write adapter_config.json and adapter_model.safetensors into `directory` (each via a temp file + os.replace)."""
-    name = _resolve(model, adapter_name)
-    config = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_NAME}.tmp"
-    write_safetensors(tmp, adapter_state_dict(model, name))  # on the host: no CPU compiler needed on a GPU
-    os.replace(tmp, directory / WEIGHTS_NAME)
-    meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules)}
-    tmp = directory / f".{CONFIG_NAME}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, directory / CONFIG_NAME)
-
-
-def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
-    try:
-        _, data_start, meta = safe_load_metadata(Tensor(path))
-        end = max((v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"), default=0)
-        if data_start + end > path.stat().st_size:
-            raise ValueError("file is truncated")
-        return {k: v.numpy() for k, v in safe_load(str(path)).items()}
-    except Exception as e:  # tinygrad raises json/struct/index errors on garbage; say which file is bad instead
-        raise ValueError(f"{path} is not a valid safetensors file ({type(e).__name__}: {e})") from e
-
-
-def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> str:
-    """Load an adapter saved by save_adapter (as `adapter_name`, default the saved name); returns its name.
-
-    A new name is added (and activated if no adapter is active); an existing one is overwritten in place, so its
-    tensors keep their buffers. Every file, key and shape is checked before the model is touched.
-    """
-    directory = pathlib.Path(directory)
-    for file in (directory / CONFIG_NAME, directory / WEIGHTS_NAME):
-        if not file.is_file():
-            raise FileNotFoundError(f"no {file.name} in {directory}; write one with save_adapter(model, directory)")
-    try:
-        meta = json.loads((directory / CONFIG_NAME).read_text())
-        config = LoRAConfig(r=meta["r"], lora_alpha=meta["lora_alpha"], lora_dropout=meta["lora_dropout"],
-                            target_modules=tuple(meta["target_modules"]))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{directory / CONFIG_NAME} is not a valid adapter config ({type(e).__name__}: {e})") from e
-    arrays = _read_safetensors(directory / WEIGHTS_NAME)
-    name = adapter_name or meta.get("adapter_name", "default")
-    if exists := name in adapter_names(model):
-        expected = {k: tuple(v.shape) for k, v in adapter_state_dict(model, name).items()}
-    else:
-        expected = {}
-        for path, _, _, child in _walk(model):
-            if isinstance(child, (Linear, LoRALinear)) and _matching_target(path, config.target_modules):
-                out_features, in_features = child.weight.shape
-                expected[f"{path}.lora_A.weight"], expected[f"{path}.lora_B.weight"] = ((config.r, in_features),
-                                                                                        (out_features, config.r))
-    if missing := sorted(expected.keys() - arrays.keys()):
-        raise ValueError(f"adapter in {directory} lacks {len(missing)} tensors the model needs, e.g. {missing[0]}")
-    if extra := sorted(arrays.keys() - expected.keys()):
-        raise ValueError(f"adapter in {directory} has {len(extra)} tensors this model has no layer for, e.g. {extra[0]}")
-    for key, shape in expected.items():
-        if arrays[key].shape != shape:
-            raise ValueError(f"{key}: the adapter has shape {arrays[key].shape} but this model needs {shape}")
-    if not exists:
-        add_adapter(model, name, config)
-    for key, tensor in adapter_state_dict(model, name).items():
-        tensor.assign(Tensor(arrays[key].astype(np.float32), device=tensor.device)).realize()
-    for layer in lora_layers(model).values():
-        if name in layer.configs:
-            layer.configs[name] = config
-    return name
+# Files (PEFT's adapter_config.json + adapter_model.safetensors) live in minimac/lora_files.py; re-exported here.
+from minimac.lora_files import CONFIG_NAME, WEIGHTS_NAME, load_adapter, save_adapter  # noqa: F401

@@ -1,0 +1,107 @@
+"""LoRA adapters on disk in PEFT's layout: adapter_config.json + adapter_model.safetensors. Lesson 08.
+
+    save_adapter(model, "ckpt/code", "code")    # both files, each written to a temp file and renamed (atomic)
+    load_adapter(fresh_model, "ckpt/code")     # -> "code"; every file, key and shape checked before the model changes
+
+The keys are PEFT's (`layers.0.attention.q_proj.lora_A.weight`, ...) and the config holds r, lora_alpha,
+lora_dropout and target_modules, so the folder reads like a PEFT adapter. The weights are written on the host
+(checkpoint.write_safetensors), so saving needs no CPU compiler on a GPU machine. `minimac.lora` re-exports both.
+
+Leaves out: the adapters themselves (minimac/lora.py), whole-learner checkpoints (minimac/checkpoint_io.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from dataclasses import asdict
+
+import numpy as np
+from tinygrad import Tensor
+from tinygrad.nn import Linear
+from tinygrad.nn.state import safe_load, safe_load_metadata
+
+from minimac.checkpoint import write_safetensors
+from minimac.lora import (
+    LoRAConfig,
+    LoRALinear,
+    _matching_target,
+    _resolve,
+    _walk,
+    adapter_names,
+    adapter_state_dict,
+    add_adapter,
+    lora_layers,
+)
+
+CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
+
+
+def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> None:
+    """Write adapter_config.json and adapter_model.safetensors into `directory` (each via a temp file + os.replace)."""
+    name = _resolve(model, adapter_name)
+    config = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{WEIGHTS_NAME}.tmp"
+    write_safetensors(tmp, adapter_state_dict(model, name))  # on the host: no CPU compiler needed on a GPU
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules)}
+    tmp = directory / f".{CONFIG_NAME}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, directory / CONFIG_NAME)
+
+
+def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
+    try:
+        _, data_start, meta = safe_load_metadata(Tensor(path))
+        end = max((v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"), default=0)
+        if data_start + end > path.stat().st_size:
+            raise ValueError("file is truncated")
+        return {k: v.numpy() for k, v in safe_load(str(path)).items()}
+    except Exception as e:  # tinygrad raises json/struct/index errors on garbage; say which file is bad instead
+        raise ValueError(f"{path} is not a valid safetensors file ({type(e).__name__}: {e})") from e
+
+
+def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> str:
+    """Load an adapter saved by save_adapter (as `adapter_name`, default the saved name); returns its name.
+
+    A new name is added (and activated if no adapter is active); an existing one is overwritten in place, so its
+    tensors keep their buffers. Every file, key and shape is checked before the model is touched.
+    """
+    directory = pathlib.Path(directory)
+    for file in (directory / CONFIG_NAME, directory / WEIGHTS_NAME):
+        if not file.is_file():
+            raise FileNotFoundError(f"no {file.name} in {directory}; write one with save_adapter(model, directory)")
+    try:
+        meta = json.loads((directory / CONFIG_NAME).read_text())
+        config = LoRAConfig(r=meta["r"], lora_alpha=meta["lora_alpha"], lora_dropout=meta["lora_dropout"],
+                            target_modules=tuple(meta["target_modules"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{directory / CONFIG_NAME} is not a valid adapter config ({type(e).__name__}: {e})") from e
+    arrays = _read_safetensors(directory / WEIGHTS_NAME)
+    name = adapter_name or meta.get("adapter_name", "default")
+    if exists := name in adapter_names(model):
+        expected = {k: tuple(v.shape) for k, v in adapter_state_dict(model, name).items()}
+    else:
+        expected = {}
+        for path, _, _, child in _walk(model):
+            if isinstance(child, (Linear, LoRALinear)) and _matching_target(path, config.target_modules):
+                out_features, in_features = child.weight.shape
+                expected[f"{path}.lora_A.weight"], expected[f"{path}.lora_B.weight"] = ((config.r, in_features),
+                                                                                        (out_features, config.r))
+    if missing := sorted(expected.keys() - arrays.keys()):
+        raise ValueError(f"adapter in {directory} lacks {len(missing)} tensors the model needs, e.g. {missing[0]}")
+    if extra := sorted(arrays.keys() - expected.keys()):
+        raise ValueError(f"adapter in {directory} has {len(extra)} tensors this model has no layer for, e.g. {extra[0]}")
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            raise ValueError(f"{key}: the adapter has shape {arrays[key].shape} but this model needs {shape}")
+    if not exists:
+        add_adapter(model, name, config)
+    for key, tensor in adapter_state_dict(model, name).items():
+        tensor.assign(Tensor(arrays[key].astype(np.float32), device=tensor.device)).realize()
+    for layer in lora_layers(model).values():
+        if name in layer.configs:
+            layer.configs[name] = config
+    return name
