@@ -182,9 +182,10 @@ def evaluate(model: Callable[[Tensor], Tensor], token_ids, seq_len: int, batch_s
     The stream is cut into windows of seq_len inputs whose targets are the next tokens; windows overlap by one token
     so every token but the first is predicted exactly once (each window starts with fresh context). The last window
     and the last batch are padded with id 0 and masked out, so every call sees one shape (the JIT needs that) and
-    the result does not depend on batch_size. Dropout is off (TRAINING=0). With `jit` (a fresh TinyJit per call,
-    so it never sees stale weights) batches after the second replay the captured kernels, several times faster on
-    CPU; `model` must then be a pure function of its input tokens and weights (jit=False for anything else).
+    the result does not depend on batch_size. Dropout is off (TRAINING=0). With `jit`, batches replay captured
+    kernels, several times faster; a minimac model keeps its jit across calls (minimac/jit_cache.py, recaptured when
+    a weight buffer, a sub-module or a LoRA mode changes), any other callable gets a fresh one per call. `model`
+    must then be a pure function of its input tokens and weights (jit=False for anything else).
 
     Returns loss (nats per predicted token), perplexity = exp(loss), bits_per_token = loss / ln 2, num_tokens, and
     bits_per_byte = total nats / ln 2 / num_bytes. Bits per byte is what compares fairly: the text is the same
@@ -235,8 +236,8 @@ def _masked_nll(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, m: Tens
 
 def _nll_step(model: Callable[[Tensor], Tensor], B: int, T: int, jit: bool) -> Callable[..., Tensor]:
     """The (jitted) batch loss. A minimac model keeps its jit per (B, T) across calls (minimac/jit_cache.py: a fresh
-    capture when a weight buffer or a LoRA mode changes), which saves two schedules of the forward pass per call:
-    seconds for each of the learner's loss_before / loss_after. Any other callable gets a fresh TinyJit."""
+    capture when a weight buffer or a LoRA mode changes), which saves two schedules of the forward pass per call
+    (a few hundred ms each for the learner's loss_before / loss_after). Any other callable gets a fresh TinyJit."""
     if not jit:
         return lambda x, y, m: _masked_nll(model, x, y, m)
     if not hasattr(model, "parameters") or not hasattr(model, "config"):
