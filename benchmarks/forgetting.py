@@ -217,7 +217,7 @@ def run_strategy(name: str, make_model, tokenizer, plan: dict, steps: int, batch
     model = make_model()
     clock = _StepClock()
     strategy = strategy or ("lora+replay+ewc" if neuro else name)
-    lora = not strategy.startswith("full")  # --lora-lr, --rank and --lora-alpha change the LoRA strategies only
+    lora = LearnerConfig(strategy=strategy).uses_lora  # --lora-lr, --rank and --lora-alpha: LoRA strategies only
     config = LearnerConfig(strategy=strategy, batch_size=batch_size, seq_len=seq_len, seed=seed, fisher_samples=16,
                            learning_rate=lora_lr if lora else None, r=rank or 8, **((overrides or {}) if lora else {}),
                            **({"replay_ratio": replay_ratio} if replay_ratio is not None else {}))
@@ -446,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from minimac.base_cache import BaseSpec, cached_base
     from minimac.checkpoint import load as load_model
+    from minimac.strategies import LearnerConfig
     from minimac.tokenizer import Tokenizer
     load_start, wall = os.getloadavg()[0], time.perf_counter()
     plan = load_plan(args)
@@ -464,10 +465,12 @@ def main(argv: list[str] | None = None) -> int:
         f" (lr {args.lora_lr or 'default'}, r {args.rank or 8}" + (f", alpha {args.lora_alpha:g})" if args.lora_alpha
                                                                     else ")")
     overrides = {"lora_alpha": args.lora_alpha} if args.lora_alpha else {}
-    names = [s + tag if not s.startswith("full") else s for s in args.strategies]
+    # run names: the LoRA knobs tag the LoRA strategies, --replay-ratio the replaying ones (strategies.py decides)
+    configs = [LearnerConfig(strategy=s) for s in strategies]
+    names = [s + (tag if c.uses_lora else "") for s, c in zip(args.strategies, configs)]
     names += ["lora+replay+ewc+neuro(" + ",".join(args.neuro) + ")" + tag] if args.neuro else []
     if args.replay_ratio is not None:
-        names = [n + f" (replay {args.replay_ratio:g})" if "replay" in n else n for n in names]
+        names = [n + (f" (replay {args.replay_ratio:g})" if c.uses_replay else "") for n, c in zip(names, configs)]
     runs = earlier_runs(Path(args.out) / "forgetting.json", plan, args, folder.name, names) if args.append else []
     command = "python benchmarks/forgetting.py " + " ".join(sys.argv[1:] if argv is None else argv)
     command = ("MINIMAC_DATA=... " if os.environ.get("MINIMAC_DATA") else "") + command.strip()
