@@ -11,3 +11,7 @@ A teaching implementation on tinygrad. Each module is one concept and maps to on
     learner     the orchestrator of continual learning           lesson 14
 """
 __version__ = "0.1.0"
+
+from minimac import cpu_tiles as _cpu_tiles
+
+_cpu_tiles.install()  # faster matmul schedules on tinygrad's CPU backend; MINIMAC_CPU_TILES=0 turns it off

@@ -1,0 +1,191 @@
+"""Outer-product register tiles for matmuls on tinygrad's CPU backend. Lesson 07.
+
+tinygrad compiles every reduction to a loop nest and then picks "opts" for it: which loops to unroll into registers
+(UPCAST for output axes, UNROLL for summed axes) and which to split across threads (THREAD). A hand-written
+heuristic, `tinygrad.codegen.opt.heuristic.hand_coded_optimizations`, makes that choice when BEAM search is off. For a
+matmul C = A @ B on the CPU it keeps a 4 x 4 block of C in registers and unrolls the summed axis by 4: a dot-product
+schedule. On this project's 2-core x86 machine that ran at 8-25 GFLOPS, where numpy's BLAS does 140-190.
+
+CPUs prefer the outer-product schedule. Keep a 4 x 16 tile of C in registers. For each step k of the sum, load 16
+consecutive values of B's row k (two 8-wide vectors) and 4 values of A's column k (broadcast): 64 multiply-adds for 20
+loads, and every load is contiguous. This needs B contiguous along C's columns, so `tile_axes` reads the strides of
+every buffer's index and applies the tile only when the kernel has that shape. All other kernels keep tinygrad's
+heuristic.
+
+    C[m, n] += A[m, k] * B[k, n]     n: stride 1 in C and in B; A does not depend on n; B does not depend on m
+    opts: UPCAST n by 16 (as 4 x 4), UPCAST m by 4, THREAD over the outer loop
+
+Measured on the 2-core dev machine (`python benchmarks/bench_matmul.py`, a plain jitted `a @ b`): 33-50 GFLOPS against 8-25
+with tinygrad's heuristic. In a whole training step (nano, 8 x 128) the kernel time fell from about 620 to 390 ms.
+docs/performance.md has the step-level figures. BEAM search at width 4 finds a similar tile, but it searches for
+20-60 s per kernel shape.
+
+`install()` hooks this into tinygrad. It replaces the heuristic with `hand_coded_optimizations` below. It also
+replaces the initializer of tinygrad's compile worker processes, which start with `spawn` and so do not see the
+parent's hook. `import minimac` calls it. It leaves kernels alone on devices with local memory (CUDA, METAL): their
+heuristic is a different one. Set MINIMAC_CPU_TILES=0 to keep tinygrad's own choice everywhere.
+
+Worked example: for `a @ b` with a (1024, 128) and b (128, 2048), `tile_axes` finds n = the 2048 axis and m = the
+1024 axis. The kernel becomes r_64_128_2_4_4_4_128: 1024 = 64 x 2 (threads) x 4 (upcast) and 2048 = 128 x 4 x 4.
+The numbers are those of `a @ b`, up to float32 rounding in the order of the sum (tests/test_cpu_tiles.py).
+
+Not covered: the attention score kernels and the cross-entropy reductions over the vocabulary keep tinygrad's
+heuristic (their operands are not laid out for an outer product); GPU schedules are untouched.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+
+import tinygrad.codegen.opt.heuristic as _heuristic
+import tinygrad.engine.realize as _realize
+import tinygrad.engine.worker as _worker
+from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
+from tinygrad.helpers import PARALLEL, getenv
+from tinygrad.uop.ops import AxisType, Ops
+
+N_TILE, M_TILE = 16, 4                          # outputs kept in registers: 4 rows x 16 columns
+# tinygrad's originals, kept on tinygrad's modules so that a second import of this one (e.g. importlib.reload) still finds them
+_tinygrad_heuristic = _heuristic.__dict__.setdefault("_tinygrad_hand_coded_optimizations", _heuristic.hand_coded_optimizations)
+_tinygrad_get_worker_pool = _realize.__dict__.setdefault("_tinygrad_get_worker_pool", _realize.get_worker_pool)
+
+
+def _strides(idx, rngs) -> dict:
+    """The coefficient of each loop in a flat buffer index (0: not read; None: read in a non-affine way)."""
+    out = {r: 0 for r in rngs}
+    for term in idx.split_uop(Ops.ADD):
+        if term.op is Ops.RANGE and term in out:
+            out[term] += 1
+        elif term.op is Ops.MUL:
+            a, b = term.src
+            rng, const = (a, b) if a.op is Ops.RANGE else (b, a)
+            if rng.op is Ops.RANGE and const.op is Ops.CONST and rng in out:
+                out[rng] += const.arg
+    for r in rngs:
+        if out[r] == 0 and r in idx.backward_slice:
+            out[r] = None
+    return out
+
+
+def tile_axes(k) -> tuple[int, int] | None:
+    """(n, m) axes of a CPU kernel laid out for an outer product, or None. `k` is tinygrad's Scheduler.
+
+    n: an output axis with stride 1 in the output and in an operand B that also walks the summed axis;
+    m: another output axis that an operand A reads and B does not.
+    """
+    red = k.reduceop
+    if red is None or red.arg[0] is not Ops.ADD or k.ren.target.device != "CPU" or k.ren.has_local:
+        return None
+    stores = [u.src[0] for u in k.ast.toposort() if u.op is Ops.STORE]
+    if len(stores) != 1 or not k.unrollable_dims:
+        return None
+    rngs = k.rngs
+    summed = [rngs[i] for i in k.unrollable_dims]
+    longest = max(summed, key=lambda r: r.vmax)
+    out = _strides(stores[0].src[1].get_idx(), rngs)
+    # only the buffers read inside the sum decide the layout (a bias added after it does not)
+    ins = [_strides(b.src[1].get_idx(), rngs) for b in k.bufs
+           if b is not stores[0] and any(r in b.src[1].get_idx().backward_slice for r in summed)]
+    for n_ax in k.upcastable_dims:
+        n = rngs[n_ax]
+        if out[n] != 1 or not any(s[n] == 1 and s[longest] not in (0, 1) for s in ins):
+            continue
+        for m_ax in k.upcastable_dims:
+            m = rngs[m_ax]
+            if m_ax != n_ax and any(s[m] != 0 and s[n] == 0 for s in ins) \
+                    and not any(s[n] == 1 and s[m] != 0 for s in ins):
+                return n_ax, m_ax
+    return None
+
+
+def _largest_divisor(size, limit: int) -> int:
+    d = limit
+    while d > 1 and size % d:
+        d //= 2
+    return d
+
+
+def tiled(k):
+    """`k` with the outer-product opts applied, or None when the kernel does not fit them."""
+    axes = tile_axes(k)
+    if axes is None:
+        return None
+    n_ax, m_ax = axes
+    shape = k.full_shape
+    n_up, m_up = _largest_divisor(shape[n_ax], N_TILE), _largest_divisor(shape[m_ax], M_TILE)
+    if n_up < 4:
+        return None
+    k = k.copy()
+    try:
+        while n_up >= 4:                                       # 16 as 4 x 4: vectors of 4 that clang widens
+            k.apply_opt(Opt(OptOps.UPCAST, n_ax, 4))
+            n_up //= 4
+        if n_up > 1:
+            k.apply_opt(Opt(OptOps.UPCAST, n_ax, n_up))
+        if m_up > 1:
+            k.apply_opt(Opt(OptOps.UPCAST, m_ax, m_up))
+        _add_threads(k)
+    except KernelOptError:
+        return None
+    return k
+
+
+def _add_threads(k) -> None:
+    """Split the outermost loop that divides evenly across the CPU's threads (tinygrad's rule: >= 128 K ops each)."""
+    if not k.ren.has_threads or k.ren.global_max is None:
+        return
+    work = 1
+    for s in k.full_shape:
+        work *= int(s)
+    for threads in (32, 16, 12, 8, 6, 5, 4, 3, 2):
+        if threads > k.ren.global_max[0] or work // (128 << 10) < threads:
+            continue
+        for axis in k.axes_of(AxisType.WEAK, AxisType.LOOP, AxisType.GLOBAL):
+            if k.full_shape[axis] % threads == 0:
+                try:
+                    k.apply_opt(Opt(OptOps.THREAD, axis, threads))
+                    return
+                except KernelOptError:
+                    pass
+
+
+def hand_coded_optimizations(k):
+    """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`)."""
+    return tiled(k) or _tinygrad_heuristic(k)
+
+
+def _init_worker() -> None:
+    """Initializer of the compile workers: the hook first, then tinygrad's own worker setup."""
+    _heuristic.hand_coded_optimizations = hand_coded_optimizations
+    _worker._init_worker()
+
+
+def _get_worker_pool():
+    """tinygrad's `get_worker_pool` (engine/worker.py, 0.14.0), except that each worker runs `_init_worker` first."""
+    if multiprocessing.current_process().daemon or PARALLEL == 0:
+        return None
+    if _worker.worker_pool is None:
+        pool = _worker._WorkerContext().Pool(PARALLEL.value, _init_worker, (), getenv("BEAM_MAX_TASKS_PER_CHILD", 16))
+        atexit.register(pool.close)
+        _worker.worker_pool = pool
+    return _worker.worker_pool
+
+
+def install() -> bool:
+    """Use the outer-product tiles for CPU matmuls from now on (idempotent). False when MINIMAC_CPU_TILES=0."""
+    if os.environ.get("MINIMAC_CPU_TILES", "1") == "0":
+        return False
+    if _heuristic.hand_coded_optimizations is not hand_coded_optimizations:
+        _worker.terminate_worker_pool()         # workers started before now run tinygrad's heuristic
+        _heuristic.hand_coded_optimizations = hand_coded_optimizations
+        _realize.get_worker_pool = _get_worker_pool
+    return True
+
+
+def uninstall() -> None:
+    """Back to tinygrad's heuristic. Kernels compiled before keep their opts: tinygrad caches programs per process."""
+    if _heuristic.hand_coded_optimizations is not _tinygrad_heuristic:
+        _worker.terminate_worker_pool()
+        _heuristic.hand_coded_optimizations = _tinygrad_heuristic
+        _realize.get_worker_pool = _tinygrad_get_worker_pool
