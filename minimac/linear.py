@@ -1,16 +1,22 @@
-"""`Linear` and `matmul`: tinygrad's, with a backward pass that reads its operands in a fast order. Lesson 07.
+"""`Linear` and `matmul`: tinygrad's, with every matmul laid out for a fast schedule. Lesson 07.
 
 `matmul(a, b)` is `a @ b` with a hand-written backward pass, and `Linear` is tinygrad's nn.Linear (same weight, same
-numbers, same isinstance) that uses it. The gradients of c = a @ b are da = dc @ b^T and db = a^T @ dc. tinygrad's
-autograd reads the operands of db = a^T @ dc where they lie, striding across rows to sum over M (the tokens), and its
-CPU code for that layout runs at a third of the speed of a matmul whose operands are contiguous along the summed axis.
-`matmul`'s backward first copies a^T and dc^T (cheap, memory-bound copies) so both of its matmuls read contiguously.
-Weight gradients are a third of a training step's arithmetic; docs/performance.md has the measurements.
+numbers, same isinstance) that uses it. How fast a matmul runs depends on how its operands lie in memory. CPUs run
+C[m, n] += A[m, k] B[k, n] fastest when B and C are contiguous along n (`minimac.cpu_tiles`, outer-product tiles).
+nn.Linear computes x @ W^T with W stored (out, in), so B = W^T is contiguous along k instead. That is a dot-product
+layout, and on the CPU it ran at half the speed. So `matmul` lays out all three of a layer's matmuls that way:
+
+    forward      y  = x @ W^T       W^T copied to (in, out) first: out-features contiguous, the copy is weight-sized
+    input grad   dx = dy @ W        W (out, in): in-features contiguous, as stored
+    weight grad  dW^T = x^T @ dy    sums over tokens, reading rows of x and of dy as they lie: no copies
+
+The weight-sized copy is cheap next to the token-sized matmuls. An earlier version copied x^T and dy^T (token-sized)
+to suit tinygrad's default dot-product schedule instead; docs/performance.md has both measurements.
 
 Worked example: matmul(Tensor([[1., 2.]]), Tensor([[3.], [4.]])) -> [[11.]], and its gradients are those of `a @ b`
 (tests/test_speed_paths.py checks values and gradients against numpy).
 
-Not covered: bias-carrying layers use nn.Linear's own path; no custom kernels (the copies are plain tinygrad ops).
+Not covered: bias-carrying layers use nn.Linear's own path; no custom kernels (the copy is a plain tinygrad op).
 """
 from __future__ import annotations
 
@@ -18,20 +24,20 @@ from tinygrad import Tensor, UOp, function, nn
 
 
 def _matmul_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp]:
-    """c = a @ b, a (..., M, K), b (..., K, N): each gradient's matmul reads both operands along its summed axis."""
+    """c = a @ b, a (..., M, K), b (..., K, N): both gradients read their operands in the order they are stored."""
     a, b = call.src[1:]
-    da = grad.contiguous() @ b.contiguous().transpose(-1, -2)        # sums over N: dc and b are contiguous along N
-    at, gt = a.transpose(-1, -2).contiguous(), grad.transpose(-1, -2).contiguous()  # (..., K, M), (..., N, M)
-    return da, at @ gt.transpose(-1, -2)                                # sums over M: both copies contiguous along M
+    da = grad @ b.transpose(-1, -2)          # (M, N) @ (N, K): for b = W^T this is W itself, contiguous along K
+    db = a.transpose(-1, -2) @ grad          # (K, M) @ (M, N): an outer product per token, rows of a and of grad
+    return da, db
 
 
 @function(grad_fxn=_matmul_backward)
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
-    return a @ b
+    return a @ b.contiguous()                # b contiguous along N (for b = W^T: a weight-sized copy)
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """`a @ b` (the same numbers) with a faster backward pass on tinygrad's CPU backend; see the module docstring.
+    """`a @ b` (the same numbers), its operands and gradients laid out for fast schedules; see the module docstring.
 
     a (..., M, K) @ b (..., K, N) with the same leading axes; anything else (broadcasting, symbolic shapes, as in a
     cached decoding step) is plain `a @ b`.
@@ -43,7 +49,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 class Linear(nn.Linear):
-    """tinygrad.nn.Linear with `matmul`'s backward pass when it has no bias (all of minimac's layers): same weight
+    """tinygrad.nn.Linear through `matmul` when it has no bias (all of minimac's layers): same weight
     (out, in), same numbers, still an nn.Linear for LoRA and get_state_dict."""
 
     def __call__(self, x: Tensor) -> Tensor:

@@ -37,6 +37,8 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
+from minimac.linear import matmul
+
 
 @dataclass
 class LoRAConfig:
@@ -96,14 +98,19 @@ class LoRALinear:
 
     def __call__(self, x: Tensor) -> Tensor:
         # detach(): no gradient reaches the frozen base weight (backward() may still attach a zero .grad to it)
-        bias = None if self.bias is None else self.bias.detach()
-        y = x.linear(self.base_layer.weight.detach().transpose(), bias)
+        weight = self.base_layer.weight.detach()
+        if self.bias is None:  # minimac's layers: the frozen matmul laid out as minimac.linear lays it out
+            y = matmul(x.reshape(-1, x.shape[-1]), weight.transpose()).reshape(*x.shape[:-1], self.out_features)
+        else:
+            y = x.linear(weight.transpose(), self.bias.detach())
         name = self.active_adapter
         if name is None or self.disabled or self.merged_adapter is not None:
             return y
         config = self.configs[name]
         h = x.dropout(config.lora_dropout)  # a no-op outside Context(TRAINING=1)
-        return y + (h @ self.lora_A[name].transpose() @ self.lora_B[name].transpose()) * config.scaling
+        # h @ A^T (tokens, r) is stored once; left to itself tinygrad recomputes it inside B's matmul, per output column
+        down = (h @ self.lora_A[name].transpose()).contiguous().contiguous_backward()
+        return y + (down @ self.lora_B[name].transpose()) * config.scaling
 
     def delta_weight(self, name: str) -> Tensor:
         return (self.lora_B[name] @ self.lora_A[name]) * self.configs[name].scaling  # (out, r) @ (r, in)
