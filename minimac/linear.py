@@ -8,10 +8,14 @@ layout, and on the CPU it ran at half the speed. So `matmul` lays out all three 
 
     forward      y  = x @ W^T       W^T copied to (in, out) first: out-features contiguous, the copy is weight-sized
     input grad   dx = dy @ W        W (out, in): in-features contiguous, as stored
-    weight grad  dW^T = x^T @ dy    sums over tokens, reading rows of x and of dy as they lie: no copies
+    weight grad  dW = dy^T @ x      dy^T copied to (out, tokens) once; x read by rows as it lies
 
-The weight-sized copy is cheap next to the token-sized matmuls. An earlier version copied x^T and dy^T (token-sized)
-to suit tinygrad's default dot-product schedule instead; docs/performance.md has both measurements.
+The weight gradient sums over tokens. Read in place, dy's rows lie out-features apart: for the tied lm_head that is
+16 KB, a power of two, and the strided reads of 4 values per row kept evicting each other from the cache (the kernel
+ran at 22-29 GFLOPS). The copy of dy^T (tokens x out, memory-bound, 4 ms for the lm_head with cpu_tiles' blocked
+transpose) makes each read a stream along the tokens, and the result comes out in W's own (out, in) layout. An earlier
+version copied x^T and dy^T both, to suit tinygrad's default dot-product schedule; docs/performance.md has the
+measurements.
 
 Worked example: matmul(Tensor([[1., 2.]]), Tensor([[3.], [4.]])) -> [[11.]], and its gradients are those of `a @ b`
 (tests/test_speed_paths.py checks values and gradients against numpy).
@@ -27,8 +31,8 @@ def _matmul_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp]:
     """c = a @ b, a (..., M, K), b (..., K, N): both gradients read their operands in the order they are stored."""
     a, b = call.src[1:]
     da = grad @ b.transpose(-1, -2)          # (M, N) @ (N, K): for b = W^T this is W itself, contiguous along K
-    db = a.transpose(-1, -2) @ grad          # (K, M) @ (M, N): an outer product per token, rows of a and of grad
-    return da, db
+    db_t = grad.transpose(-1, -2).contiguous() @ a  # (N, M) @ (M, K): grad^T copied once, rows of a as they lie
+    return da, db_t.transpose(-1, -2)               # for b = W^T, W's gradient is db_t itself: (out, in)
 
 
 @function(grad_fxn=_matmul_backward)

@@ -53,14 +53,28 @@ def test_a_matmul_gets_the_tile_and_numpy_numbers():
     np.testing.assert_allclose(out.numpy(), a.astype(np.float64) @ b + bias, rtol=1e-5, atol=1e-5)
 
 
-def test_a_weight_gradient_gets_the_tile_without_copies():
-    """x^T @ dy sums over tokens, reading rows of x and dy as they lie (minimac.linear's weight gradient)."""
+def test_a_weight_gradient_gets_the_tile():
+    """dy^T @ x sums over tokens (minimac.linear's weight gradient, with dy^T copied once): a tile."""
     rng = np.random.default_rng(1)
-    x, dy = rng.standard_normal((72, 20)).astype(np.float32), rng.standard_normal((72, 48)).astype(np.float32)
-    out = Tensor(x).transpose() @ Tensor(dy)
+    x, dy = rng.standard_normal((72, 32)).astype(np.float32), rng.standard_normal((72, 48)).astype(np.float32)
+    out = Tensor(dy).transpose().contiguous() @ Tensor(x)          # (48, 72) @ (72, 32): the sum over 72 tokens
     opts = realize_fresh(out, Tensor(x).sum(axis=1))
     assert any(is_tile(o) for o in opts), opts
-    np.testing.assert_allclose(out.numpy(), x.T.astype(np.float64) @ dy, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), dy.T.astype(np.float64) @ x, rtol=1e-5, atol=1e-5)
+
+
+def test_a_transposing_copy_is_blocked():
+    """y = x^T stored: 16 values along x's rows (whole cache lines), 4 along y's, as one block."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((96, 128)).astype(np.float32)
+    to_program_cache.clear()
+    y = Tensor(x).transpose().contiguous()
+    Tensor.realize(y, Tensor(x).sum(axis=0))
+    elementwise = [prg.src[0].arg.applied_opts for prg in to_program_cache.values()
+                   if re.sub(r"\x1b\[[0-9;]*m", "", prg.src[0].arg.name).startswith("E_")]
+    assert any([(o.op, o.arg) for o in opts if o.op is OptOps.UPCAST] == [(OptOps.UPCAST, 16), (OptOps.UPCAST, 4)]
+               for opts in elementwise), elementwise
+    np.testing.assert_array_equal(y.numpy(), x.T)
 
 
 def test_a_dot_product_layout_keeps_tinygrads_heuristic():
