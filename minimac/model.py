@@ -240,7 +240,8 @@ class Transformer:
         mask = None if attention_mask is None else _as_int_tensor(attention_mask, "attention_mask")[0]
         for layer in self.layers:
             x = layer(x, start_pos, mask, use_cache)
-        return self.norm(x)
+        # stored once: otherwise the norm is recomputed inside lm_head's matmuls, the step's largest (CPU: -13% step)
+        return self.norm(x).contiguous()
 
     def __call__(self, tokens: Any, start_pos: int | UOp = 0, attention_mask: Any = None, use_cache: bool = False,
                  last_only: bool = False) -> Tensor:
