@@ -7,10 +7,10 @@ matmul C = A @ B on the CPU it keeps a 4 x 4 block of C in registers and unrolls
 schedule. On this project's 2-core x86 machine that ran at 8-25 GFLOPS, where numpy's BLAS does 140-190.
 
 CPUs prefer the outer-product schedule. Keep a 4 x 16 tile of C in registers. For each step k of the sum, load 16
-consecutive values of B's row k (two 8-wide vectors) and 4 values of A's column k (broadcast): 64 multiply-adds for 20
-loads, and every load is contiguous. This needs B contiguous along C's columns, so `tile_axes` reads the strides of
-every buffer's index and applies the tile only when the kernel has that shape. All other kernels keep tinygrad's
-heuristic.
+consecutive values of B's row k (four 4-wide vector loads) and 4 values of A's column k (broadcast): 64
+multiply-adds for 20 loads, and every load is contiguous. This needs B contiguous along C's columns, so `tile_axes`
+reads the strides of every buffer's index and applies the tile only when the kernel has that shape. All other
+kernels keep tinygrad's heuristic.
 
     C[m, n] += A[m, k] * B[k, n]     n: stride 1 in C and in B; A does not depend on n; B does not depend on m
     opts: UPCAST n by 16 (as 4 x 4), UPCAST m by 4, THREAD over the outer loop
@@ -20,18 +20,19 @@ values along the input's rows (whole cache lines) and 4 along the output's, as o
 upcasts only one axis, so one side of the copy strides across rows: 21 ms for a 1024 x 4096 transpose here, 4 ms as
 blocks.
 
-Measured on the 2-core dev machine (`python benchmarks/bench_matmul.py`, a plain jitted `a @ b`): 33-50 GFLOPS against 8-25
-with tinygrad's heuristic. In a whole training step (nano, 8 x 128) the kernel time fell from about 620 to 390 ms.
-docs/performance.md has the step-level figures. BEAM search at width 4 finds a similar tile, but it searches for
-20-60 s per kernel shape.
+Measured on the 2-core dev machine (`python benchmarks/bench_matmul.py`, a plain jitted `a @ b`): 43-51 GFLOPS
+against 8-26 with tinygrad's heuristic. In a whole training step (nano, 8 x 128) the kernel time fell from about 620
+to 390 ms. docs/performance.md has the step-level figures. BEAM search at width 4 finds a similar tile, but it
+searches for 20-60 s per kernel shape.
 
 `install()` hooks this into tinygrad. It replaces the heuristic with `hand_coded_optimizations` below. tinygrad
 compiles in worker processes started with `spawn`, which do not see the parent's hook, so `install()` also makes
-tinygrad start its workers with an initializer that installs it there. `import minimac` calls it. It leaves kernels alone on devices with local memory (CUDA, METAL): their
-heuristic is a different one. Set MINIMAC_CPU_TILES=0 to keep tinygrad's own choice everywhere.
+tinygrad start its workers with an initializer that installs it there. `import minimac` calls it. It leaves kernels
+alone on devices with local memory (CUDA, METAL): their heuristic is a different one. Set MINIMAC_CPU_TILES=0 to
+keep tinygrad's own choice everywhere.
 
 Worked example: for `a @ b` with a (1024, 128) and b (128, 2048), `tile_axes` finds n = the 2048 axis and m = the
-1024 axis. The kernel becomes r_64_128_2_4_4_4_128: 1024 = 64 x 2 (threads) x 4 (upcast) and 2048 = 128 x 4 x 4.
+1024 axis. The kernel becomes r_128_128_2_4_4_4_128: 1024 = 128 x 2 (threads) x 4 (upcast), 2048 = 128 x 4 x 4.
 The numbers are those of `a @ b`, up to float32 rounding in the order of the sum (tests/test_cpu_tiles.py).
 
 Not covered: the attention score kernels and the cross-entropy reductions over the vocabulary keep tinygrad's
@@ -51,8 +52,9 @@ from tinygrad.helpers import PARALLEL, getenv
 from tinygrad.uop.ops import AxisType, Ops
 
 N_TILE, M_TILE = 16, 4                          # outputs kept in registers: 4 rows x 16 columns
-# tinygrad's originals, kept on tinygrad's modules so that a second import of this one (e.g. importlib.reload) still finds them
-_tinygrad_heuristic = _heuristic.__dict__.setdefault("_tinygrad_hand_coded_optimizations", _heuristic.hand_coded_optimizations)
+# tinygrad's originals, kept on tinygrad's modules so that a second import of this module (importlib.reload) finds them
+_tinygrad_heuristic = _heuristic.__dict__.setdefault("_tinygrad_hand_coded_optimizations",
+                                                     _heuristic.hand_coded_optimizations)
 _tinygrad_get_worker_pool = _realize.__dict__.setdefault("_tinygrad_get_worker_pool", _realize.get_worker_pool)
 
 
@@ -123,7 +125,7 @@ def tiled(k):
         return None
     k = k.copy()
     try:
-        while n_up >= 4:                                       # 16 as 4 x 4: vectors of 4 that clang widens
+        while n_up >= 4:                                       # 16 as 4 x 4: tinygrad's CPU loads are float4 at most
             k.apply_opt(Opt(OptOps.UPCAST, n_ax, 4))
             n_up //= 4
         if n_up > 1:
