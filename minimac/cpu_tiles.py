@@ -113,29 +113,30 @@ def _largest_divisor(size, limit: int) -> int:
     return d
 
 
+def _upcast(k, upcasts: list[tuple[int, int]]):
+    """A copy of `k` with these (axis, amount) UPCASTs and then threads, or None if tinygrad refuses one of them."""
+    k = k.copy()
+    try:
+        for axis, amount in upcasts:
+            k.apply_opt(Opt(OptOps.UPCAST, axis, amount))
+        _add_threads(k)
+    except KernelOptError:
+        return None
+    return k
+
+
 def tiled(k):
     """`k` with the outer-product opts applied, or None when the kernel does not fit them."""
     axes = tile_axes(k)
     if axes is None:
         return None
     n_ax, m_ax = axes
-    shape = k.full_shape
-    n_up, m_up = _largest_divisor(shape[n_ax], N_TILE), _largest_divisor(shape[m_ax], M_TILE)
+    n_up, m_up = _largest_divisor(k.full_shape[n_ax], N_TILE), _largest_divisor(k.full_shape[m_ax], M_TILE)
     if n_up < 4:
         return None
-    k = k.copy()
-    try:
-        while n_up >= 4:                                       # 16 as 4 x 4: tinygrad's CPU loads are float4 at most
-            k.apply_opt(Opt(OptOps.UPCAST, n_ax, 4))
-            n_up //= 4
-        if n_up > 1:
-            k.apply_opt(Opt(OptOps.UPCAST, n_ax, n_up))
-        if m_up > 1:
-            k.apply_opt(Opt(OptOps.UPCAST, m_ax, m_up))
-        _add_threads(k)
-    except KernelOptError:
-        return None
-    return k
+    # 16 as 4 x 4 (8 as 4 x 2): tinygrad's CPU loads are float4 at most
+    upcasts = [(n_ax, 4)] * (2 if n_up == 16 else 1) + ([(n_ax, 2)] if n_up == 8 else [])
+    return _upcast(k, upcasts + ([(m_ax, m_up)] if m_up > 1 else []))
 
 
 def _add_threads(k) -> None:
@@ -186,14 +187,7 @@ def transposed(k):
     i_up, o_up = _largest_divisor(k.full_shape[i_ax], 16), _largest_divisor(k.full_shape[o_ax], 4)
     if i_up < 4 or o_up < 4:
         return None
-    k = k.copy()
-    try:
-        k.apply_opt(Opt(OptOps.UPCAST, i_ax, i_up))
-        k.apply_opt(Opt(OptOps.UPCAST, o_ax, o_up))
-        _add_threads(k)
-    except KernelOptError:
-        return None
-    return k
+    return _upcast(k, [(i_ax, i_up), (o_ax, o_up)])
 
 
 def hand_coded_optimizations(k):
