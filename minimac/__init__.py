@@ -6,6 +6,7 @@ A teaching implementation on tinygrad. Each module is one concept and maps to on
     norm, rope, attention, feedforward                           lessons 02-05
     model       config presets, transformer, generation          lesson 06
     data, train, metrics   corpora, pretraining, bits per byte   lesson 07
+    linear, cpu_tiles      matmul layouts, CPU register tiles    lesson 07 (speed)
     lora, replay, ewc      the continual-learning tools          lessons 08-10
     neuro/      brain-inspired controllers                       lessons 11-13
     learner     the orchestrator of continual learning           lesson 14
