@@ -48,7 +48,7 @@ import tinygrad.codegen.opt.heuristic as _heuristic
 import tinygrad.engine.realize as _realize
 import tinygrad.engine.worker as _worker
 from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
-from tinygrad.helpers import PARALLEL, getenv
+from tinygrad.helpers import PARALLEL, getenv, prod
 from tinygrad.uop.ops import AxisType, Ops
 
 N_TILE, M_TILE = 16, 4                          # outputs kept in registers: 4 rows x 16 columns
@@ -75,6 +75,18 @@ def _strides(idx, rngs) -> dict:
     return out
 
 
+def _layout(k):
+    """(loops, output strides, {input buffer: strides}) of a CPU kernel with one output, or None."""
+    if k.ren.target.device != "CPU" or k.ren.has_local:
+        return None
+    stores = [u.src[0] for u in k.ast.toposort() if u.op is Ops.STORE]
+    if len(stores) != 1:
+        return None
+    rngs = k.rngs
+    return rngs, _strides(stores[0].src[1].get_idx(), rngs), \
+        {b: _strides(b.src[1].get_idx(), rngs) for b in k.bufs if b is not stores[0]}
+
+
 def tile_axes(k) -> tuple[int, int] | None:
     """(n, m) axes of a CPU kernel laid out for an outer product, or None. `k` is tinygrad's Scheduler.
 
@@ -82,18 +94,13 @@ def tile_axes(k) -> tuple[int, int] | None:
     m: another output axis that an operand A reads and B does not.
     """
     red = k.reduceop
-    if red is None or red.arg[0] is not Ops.ADD or k.ren.target.device != "CPU" or k.ren.has_local:
+    if red is None or red.arg[0] is not Ops.ADD or not k.unrollable_dims or (layout := _layout(k)) is None:
         return None
-    stores = [u.src[0] for u in k.ast.toposort() if u.op is Ops.STORE]
-    if len(stores) != 1 or not k.unrollable_dims:
-        return None
-    rngs = k.rngs
+    rngs, out, bufs = layout
     summed = [rngs[i] for i in k.unrollable_dims]
     longest = max(summed, key=lambda r: r.vmax)
-    out = _strides(stores[0].src[1].get_idx(), rngs)
     # only the buffers read inside the sum decide the layout (a bias added after it does not)
-    ins = [_strides(b.src[1].get_idx(), rngs) for b in k.bufs
-           if b is not stores[0] and any(r in b.src[1].get_idx().backward_slice for r in summed)]
+    ins = [s for s in bufs.values() if any(s[r] != 0 for r in summed)]
     for n_ax in k.upcastable_dims:
         n = rngs[n_ax]
         if out[n] != 1 or not any(s[n] == 1 and s[longest] not in (0, 1) for s in ins):
@@ -143,9 +150,7 @@ def _add_threads(k) -> None:
     """Split the outermost loop that divides evenly across the CPU's threads (tinygrad's rule: >= 128 K ops each)."""
     if not k.ren.has_threads or k.ren.global_max is None:
         return
-    work = 1
-    for s in k.full_shape:
-        work *= int(s)
+    work = prod(int(s) for s in k.full_shape)
     for threads in (32, 16, 12, 8, 6, 5, 4, 3, 2):
         if threads > k.ren.global_max[0] or work // (128 << 10) < threads:
             continue
@@ -160,14 +165,10 @@ def _add_threads(k) -> None:
 
 def transpose_axes(k) -> tuple[int, int] | None:
     """(i, o) axes of a CPU copy that transposes, or None: o has stride 1 in the output, i in an input (not in o)."""
-    if k.reduceop is not None or k.ren.target.device != "CPU" or k.ren.has_local:
+    if k.reduceop is not None or (layout := _layout(k)) is None:
         return None
-    stores = [u.src[0] for u in k.ast.toposort() if u.op is Ops.STORE]
-    if len(stores) != 1:
-        return None
-    rngs = k.rngs
-    out = _strides(stores[0].src[1].get_idx(), rngs)
-    ins = [_strides(b.src[1].get_idx(), rngs) for b in k.bufs if b is not stores[0]]
+    rngs, out, bufs = layout
+    ins = list(bufs.values())
     for o_ax in k.upcastable_dims:
         if out[rngs[o_ax]] != 1:
             continue

@@ -52,12 +52,15 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return _matmul(a, b)
 
 
+def linear(x: Tensor, weight: Tensor) -> Tensor:
+    """x (..., in) @ weight^T, weight (out, in) as nn.Linear stores it, through `matmul`: (..., out)."""
+    y = matmul(x.reshape(-1, x.shape[-1]), weight.transpose())          # (N, in) @ (in, out)
+    return y.reshape(*x.shape[:-1], weight.shape[0])
+
+
 class Linear(nn.Linear):
     """tinygrad.nn.Linear through `matmul` when it has no bias (all of minimac's layers): same weight
     (out, in), same numbers, still an nn.Linear for LoRA and get_state_dict."""
 
     def __call__(self, x: Tensor) -> Tensor:
-        if self.bias is not None:
-            return super().__call__(x)
-        y = matmul(x.reshape(-1, x.shape[-1]), self.weight.transpose())   # (N, in) @ (in, out)
-        return y.reshape(*x.shape[:-1], self.weight.shape[0])
+        return super().__call__(x) if self.bias is not None else linear(x, self.weight)

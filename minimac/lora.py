@@ -37,7 +37,7 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
-from minimac.linear import matmul
+from minimac.linear import linear
 
 
 @dataclass
@@ -99,10 +99,8 @@ class LoRALinear:
     def __call__(self, x: Tensor) -> Tensor:
         # detach(): no gradient reaches the frozen base weight (backward() may still attach a zero .grad to it)
         weight = self.base_layer.weight.detach()
-        if self.bias is None:  # minimac's layers: the frozen matmul laid out as minimac.linear lays it out
-            y = matmul(x.reshape(-1, x.shape[-1]), weight.transpose()).reshape(*x.shape[:-1], self.out_features)
-        else:
-            y = x.linear(weight.transpose(), self.bias.detach())
+        # minimac's layers have no bias: the frozen matmul laid out as minimac.linear lays it out
+        y = linear(x, weight) if self.bias is None else x.linear(weight.transpose(), self.bias.detach())
         name = self.active_adapter
         if name is None or self.disabled or self.merged_adapter is not None:
             return y
