@@ -4,8 +4,8 @@ Capturing a TinyJit costs about two eager calls: scheduling and compiling a whol
 a GPU, where a replay takes milliseconds. A jit made fresh on every call (the safe default) pays that each time;
 `cached_jit` keeps it instead, keyed by what a capture depends on:
 
-    key = (each weight's buffer, each KV cache's buffer, each block's sub-modules, each LoRA layer's mode)
-          buffers and sub-modules compared by identity
+    key = (each weight's buffer, each KV cache's buffer, each block's sub-modules, each LoRA layer's mode and
+           the matmul dtype)    buffers and sub-modules compared by identity
 
 - weights updated in place (an optimizer step, `assign`) keep their buffers: same key, and a replay reads the new
   values;
@@ -34,9 +34,10 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {nam
 
 def graph_key(model: Any) -> tuple:
     """What a captured forward pass of `model` depends on: every weight's and KV cache's buffer (the objects
-    themselves, so a freed buffer's id cannot be reused), every block's sub-modules and every LoRA layer's mode."""
+    themselves, so a freed buffer's id cannot be reused), every block's sub-modules, every LoRA layer's mode and the matmul dtype."""
     from tinygrad.nn.state import get_state_dict
 
+    from minimac.linear import matmul_dtype
     from minimac.lora import lora_layers
 
     buffers = [(name, t.uop.base.realized) for name, t in get_state_dict(model).items()]
@@ -44,7 +45,7 @@ def graph_key(model: Any) -> tuple:
               if (c := getattr(getattr(layer, "attention", None), "cache", None)) is not None]
     blocks = [tuple(vars(layer).values()) for layer in getattr(model, "layers", [])]
     modes = [(path, m.active_adapter, m.disabled, m.merged_adapter) for path, m in lora_layers(model).items()]
-    return tuple(buffers), tuple(caches), tuple(blocks), tuple(modes)
+    return tuple(buffers), tuple(caches), tuple(blocks), (*modes, matmul_dtype())
 
 
 def same_key(a: Any, b: Any) -> bool:

@@ -17,27 +17,98 @@ transpose) makes each read a stream along the tokens, and the result comes out i
 version copied x^T and dy^T both, to suit tinygrad's default dot-product schedule; docs/performance.md has the
 measurements.
 
-Worked example: matmul(Tensor([[1., 2.]]), Tensor([[3.], [4.]])) -> [[11.]], and its gradients are those of `a @ b`
-(tests/test_speed_paths.py checks values and gradients against numpy).
+What else the backward pass stores: dx, so that where one input feeds several matmuls (q, k, v; w1, w3) their
+gradients are added afterwards instead of being fused into one kernel of several sums; and x, so that a norm in front
+of the layer is not recomputed inside dW for every output tile (nano on the CPU: 484 -> 342 ms of kernels a step).
 
-Not covered: bias-carrying layers use nn.Linear's own path; no custom kernels (the copy is a plain tinygrad op).
+Mixed precision (`set_matmul_dtype("bfloat16")`, or MINIMAC_MATMUL_DTYPE): every matmul's operands are cast to half
+precision and stored once that way, so that tensor cores load them directly; sums, results, weights, gradients and
+the optimizer stay float32, as in torch.autocast. On GPUs two more things keep tensor cores fed: a weight gradient's
+sum over the tokens is split into chunks (`_weight_grad_t`), and the embedding's gradient is a one-hot matmul
+(`embedding`). Off by default: float32 is exact and what the tests compare with numpy, and the CPU gains nothing.
+
+Worked example: matmul(Tensor([[1., 2.]]), Tensor([[3.], [4.]])) -> [[11.]], and its gradients are those of `a @ b`
+(tests/test_speed_paths.py checks values and gradients against numpy; tests/test_mixed_precision.py the half
+precision and GPU paths).
+
+Not covered: bias-carrying layers use nn.Linear's own path; no custom kernels (the copies are plain tinygrad ops);
+float16 without loss scaling (bfloat16 has float32's range and needs none; float16 gradients below 6e-8 vanish).
 """
 from __future__ import annotations
 
-from tinygrad import Tensor, UOp, function, nn
+import os
+
+from tinygrad import Tensor, UOp, dtypes, function, nn
+from tinygrad.dtype import DType
+
+MATMUL_DTYPES = {"float32": dtypes.float32, "bfloat16": dtypes.bfloat16, "float16": dtypes.float16}
+_operand_dtype: DType = dtypes.float32
+
+
+def set_matmul_dtype(name: str) -> None:
+    """The dtype matmul operands are cast to: "float32" (default, exact), "bfloat16" or "float16" (tensor cores on
+    GPUs). Sums are always float32, and so are the results, the weights and their gradients ("mixed precision").
+    Set it before a step is jitted: a TinyJit keeps the dtype it captured. `MINIMAC_MATMUL_DTYPE` sets it at import.
+
+    On an NVIDIA GPU, also set tinygrad's TC_OPT=1 in the environment: tensor cores then also serve kernels with more
+    than one sum (the small step on the H100: +15%, docs/performance.md).
+    """
+    global _operand_dtype
+    if name not in MATMUL_DTYPES:
+        raise ValueError(f"unknown matmul dtype {name!r}; choose one of {sorted(MATMUL_DTYPES)}")
+    _operand_dtype = MATMUL_DTYPES[name]
+
+
+def matmul_dtype() -> str:
+    """The name set by `set_matmul_dtype`: "float32", "bfloat16" or "float16"."""
+    return next(name for name, dt in MATMUL_DTYPES.items() if dt == _operand_dtype)
+
+
+def _operand(t):
+    """t in the matmul dtype. A cast operand is stored once, so that tensor cores load it directly (tinygrad applies
+    them only to plain loads) and the backward pass keeps the half-sized copy."""
+    return t if t.dtype == _operand_dtype else t.cast(_operand_dtype).contiguous()
+
+
+def _mm(a, b):
+    """a @ b with operands in the matmul dtype, summed in float32 into a float32 result (Tensors or UOps)."""
+    return _operand(a).matmul(_operand(b), dtype=dtypes.float32)
 
 
 def _matmul_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp]:
     """c = a @ b, a (..., M, K), b (..., K, N): both gradients read their operands in the order they are stored."""
     a, b = call.src[1:]
-    da = grad @ b.transpose(-1, -2)          # (M, N) @ (N, K): for b = W^T this is W itself, contiguous along K
-    db_t = grad.transpose(-1, -2).contiguous() @ a  # (N, M) @ (M, K): grad^T copied once, rows of a as they lie
-    return da, db_t.transpose(-1, -2)               # for b = W^T, W's gradient is db_t itself: (out, in)
+    # (M, N) @ (N, K): for b = W^T this is W itself, contiguous along K. Stored, so that where a layer's input feeds
+    # several matmuls (q, k, v; w1, w3) their gradients are added after, not fused into one multi-sum kernel
+    da = _mm(grad, b.transpose(-1, -2)).contiguous()
+    return da, _weight_grad_t(grad, a).transpose(-1, -2)  # for b = W^T, W's gradient is db_t itself: (out, in)
+
+
+SPLIT_ROWS = 512            # on GPUs, a weight gradient sums over the tokens in chunks of this many rows
+NO_SPLIT_DEVICES = ("CPU",)  # ... but not on these
+
+
+def _weight_grad_t(grad: UOp, a: UOp) -> UOp:
+    """grad^T @ a, (N, M) @ (M, K): grad^T copied once, a stored once (not recomputed per output tile: a norm, say).
+
+    The sum runs over M, the tokens (4,096 in a 16 x 256 batch), and the result is weight-sized, so a GPU gets few
+    output tiles for many threads: the gradient of a 128 x 512 projection ran at 1 TFLOPS on the H100. There the sum
+    is split into chunks of SPLIT_ROWS rows, one batched matmul (S, N, M/S) @ (S, M/S, K) makes S partial sums in
+    parallel, and they are added. The CPU (two cores here) is busy enough without it.
+    """
+    g = grad.cast(_operand_dtype)
+    M = a.shape[-2]
+    S = M // SPLIT_ROWS if a.ndim == 2 and M % SPLIT_ROWS == 0 and not str(a.device).startswith(NO_SPLIT_DEVICES) else 1
+    if S <= 1:
+        return _mm(g.transpose(-1, -2).contiguous(), _operand(a).contiguous())
+    g_t = g.reshape(S, M // S, g.shape[-1]).transpose(-1, -2).contiguous()                  # (S, N, M/S)
+    partial = _mm(g_t, _operand(a).contiguous().reshape(S, M // S, a.shape[-1])).contiguous()  # (S, N, K)
+    return partial.sum(0)  # stored first: fused into the matmul, the sum over S made it a two-sum kernel again
 
 
 @function(grad_fxn=_matmul_backward)
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
-    return a @ b.contiguous()                # b contiguous along N (for b = W^T: a weight-sized copy)
+    return _mm(a, b.cast(_operand_dtype).contiguous())  # b contiguous along N (for b = W^T: a weight-sized copy)
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -48,8 +119,34 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """
     concrete = all(isinstance(s, int) for s in (*a.shape, *b.shape))
     if not concrete or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
-        return a @ b
+        return _mm(a, b)
     return _matmul(a, b)
+
+
+def _embedding_backward(grad: UOp, call: UOp) -> tuple[UOp, None]:
+    """d(weight) = onehot(idx)^T @ grad: a (V, N) @ (N, d) matmul, the one-hot stored once in the matmul dtype."""
+    weight, idx = call.src[1:]
+    g = Tensor(grad).reshape(-1, weight.shape[1])                                       # (N, d)
+    onehot_t = Tensor.arange(weight.shape[0]).reshape(-1, 1) == Tensor(idx).reshape(1, -1)      # (V, N) bool
+    dw = _mm(onehot_t.cast(_operand_dtype).contiguous(), g).contiguous()               # (V, N) @ (N, d) -> (V, d)
+    return dw.uop, None  # stored: with tied weights it is added to lm_head's gradient, not fused into its matmul
+
+
+@function(grad_fxn=_embedding_backward)
+def _embedding(weight: Tensor, idx: Tensor) -> Tensor:
+    return weight[idx]                                                                 # tinygrad folds this to a gather
+
+
+def embedding(weight: Tensor, idx: Tensor) -> Tensor:
+    """weight[idx]: (V, d) rows picked by int ids (...,) -> (..., d), its weight gradient one (V, N) @ (N, d) matmul.
+
+    Left to itself, tinygrad sums the gradient with a compare-and-select over every (token, vocabulary entry) pair,
+    a reduction that it fused with the tied lm_head's weight gradient into the step's slowest kernel on the H100.
+    Writing it as a matmul with a stored one-hot lets it run on the same fast matmul schedules (tensor cores in
+    bfloat16). The CPU has a faster way, an atomic scatter-add (`nn.Embedding` under USE_ATOMICS), which the model
+    uses there.
+    """
+    return _embedding(weight, idx)
 
 
 def linear(x: Tensor, weight: Tensor) -> Tensor:
@@ -64,3 +161,6 @@ class Linear(nn.Linear):
 
     def __call__(self, x: Tensor) -> Tensor:
         return super().__call__(x) if self.bias is not None else linear(x, self.weight)
+
+
+set_matmul_dtype(os.environ.get("MINIMAC_MATMUL_DTYPE", "float32"))

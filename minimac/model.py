@@ -37,7 +37,7 @@ from tinygrad.nn.state import get_state_dict
 
 from minimac.attention import GroupedQueryAttention
 from minimac.feedforward import SwiGLU
-from minimac.linear import Linear
+from minimac.linear import Linear, embedding
 from minimac.norm import RMSNorm
 from minimac.rope import RotaryEmbedding
 
@@ -228,9 +228,12 @@ class Transformer:
                                  f"max_seq_len {self.config.max_seq_len}; crop it to the last tokens")
         if host is not None:
             check_ids(host, self.config.vocab_size)
-        # the atomic scatter-add backward of nn.Embedding exists on CPU and AMD only; elsewhere tinygrad's default
-        with Context(USE_ATOMICS=int(str(self.token_embedding.weight.device).split(":")[0] in ("CPU", "AMD"))):
-            x = self.token_embedding(tokens)                                # (B, T, d)
+        # the weight gradient: nn.Embedding's atomic scatter-add where tinygrad has one (CPU, AMD), else a matmul
+        if str(self.token_embedding.weight.device).split(":")[0] in ("CPU", "AMD"):
+            with Context(USE_ATOMICS=1):
+                x = self.token_embedding(tokens)                            # (B, T, d)
+        else:
+            x = embedding(self.token_embedding.weight, tokens)              # (B, T, d)
         return x.dropout(self.config.dropout)  # only under Context(TRAINING=1)
 
     def hidden_states(self, tokens: Any, start_pos: int | UOp = 0, attention_mask: Any = None,

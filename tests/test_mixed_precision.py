@@ -1,0 +1,144 @@
+"""Mixed precision and the GPU-shaped backward paths of minimac.linear, against numpy float64.
+
+`set_matmul_dtype("bfloat16" | "float16")` casts matmul operands to half precision and keeps float32 sums, results,
+weights and gradients. The CPU's clang cannot compile bfloat16 here, so these tests use float16 (the same code path:
+only the operand dtype differs) and check the results against numpy within half precision's error. The float32
+default must stay exact. The weight gradient split over token chunks (GPUs only) and the embedding's matmul gradient
+(every device without atomics) are forced on here and must give numpy's numbers.
+"""
+import numpy as np
+import pytest
+from tinygrad import Context, Tensor
+from tinygrad.nn import Embedding
+
+from minimac import linear
+from minimac.model import ModelConfig, Transformer
+from minimac.train import cross_entropy
+
+
+@pytest.fixture
+def half():
+    linear.set_matmul_dtype("float16")
+    yield
+    linear.set_matmul_dtype("float32")
+
+
+def operands(m=64, k=32, n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+
+
+def values_and_grads(an, bn):
+    a, b = Tensor(an), Tensor(bn)
+    c = linear.matmul(a, b)
+    ga, gb = (c * c).sum().gradient(a, b)   # d/dc = 2c
+    return c, ga, gb
+
+
+def np_values_and_grads(an, bn):
+    a, b = an.astype(np.float64), bn.astype(np.float64)
+    c = a @ b
+    return c, 2 * c @ b.T, a.T @ (2 * c)
+
+
+def test_unknown_matmul_dtype_is_rejected_by_name():
+    with pytest.raises(ValueError, match="unknown matmul dtype 'fp8'"):
+        linear.set_matmul_dtype("fp8")
+    assert linear.matmul_dtype() == "float32"
+
+
+def test_half_precision_matmul_keeps_float32_results_and_is_close_to_numpy(half):
+    an, bn = operands()
+    c, ga, gb = values_and_grads(an, bn)
+    assert linear.matmul_dtype() == "float16"
+    assert c.dtype == ga.dtype == gb.dtype == Tensor([1.0]).dtype  # float32 out, float32 gradients
+    for got, want in zip((c, ga, gb), np_values_and_grads(an, bn)):
+        err = np.abs(got.numpy() - want).max() / np.abs(want).max()
+        assert 0 < err < 2e-3  # rounded (not exact: the operands really were half) and within half's precision
+
+
+def test_float32_default_is_unchanged_by_the_half_precision_code():
+    an, bn = operands(seed=1)
+    c, ga, gb = values_and_grads(an, bn)
+    for got, want in zip((c, ga, gb), np_values_and_grads(an, bn)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_split_weight_gradient_equals_numpy(monkeypatch, dtype):
+    """The GPU path: the token sum of dW split into chunks of SPLIT_ROWS, summed after."""
+    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    monkeypatch.setattr(linear, "SPLIT_ROWS", 16)
+    linear.set_matmul_dtype(dtype)
+    try:
+        an, bn = operands(m=64, seed=2)          # 4 chunks of 16 rows
+        _, ga, gb = values_and_grads(an, bn)
+    finally:
+        linear.set_matmul_dtype("float32")
+    _, want_a, want_b = np_values_and_grads(an, bn)
+    tol = 1e-5 if dtype == "float32" else 2e-3
+    assert np.abs(gb.numpy() - want_b).max() / np.abs(want_b).max() < tol
+    assert np.abs(ga.numpy() - want_a).max() / np.abs(want_a).max() < tol
+
+
+def test_embedding_rows_and_matmul_gradient_equal_numpy_and_nn_embedding():
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((50, 8)).astype(np.float32)
+    idx = rng.integers(0, 50, (3, 7))
+    idx[0, :3] = 5                               # a repeated id: its gradients must add up
+    G = rng.standard_normal((3, 7, 8)).astype(np.float32)
+    w = Tensor(W)
+    y = linear.embedding(w, Tensor(idx))
+    g, = (y * Tensor(G)).sum().gradient(w)
+    want = np.zeros((50, 8))
+    np.add.at(want, idx.reshape(-1), G.reshape(-1, 8).astype(np.float64))
+    np.testing.assert_array_equal(y.numpy(), W[idx])
+    np.testing.assert_allclose(g.numpy(), want, rtol=1e-6, atol=1e-6)
+    emb = Embedding(50, 8)                       # tinygrad's atomic scatter-add (the CPU path of the model)
+    emb.weight = Tensor(W)
+    with Context(USE_ATOMICS=1):
+        g_atomic, = (emb(Tensor(idx)) * Tensor(G)).sum().gradient(emb.weight)
+    np.testing.assert_allclose(g.numpy(), g_atomic.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def loss_and_grads(model, x, y):
+    params = model.parameters()
+    for p in params:
+        p.requires_grad, p.grad = True, None
+    loss = cross_entropy(model(x), y)
+    loss.backward()
+    return loss.item(), [p.grad.numpy() for p in params]
+
+
+def test_model_loss_and_gradients_in_half_precision_stay_close_to_float32():
+    cfg = ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2, d_ff=64,
+                      max_seq_len=16)
+    Tensor.manual_seed(0)
+    model = Transformer(cfg)
+    ids = np.random.default_rng(4).integers(0, 64, (2, 13))
+    x, y = Tensor(ids[:, :-1]), Tensor(ids[:, 1:])
+    loss32, grads32 = loss_and_grads(model, x, y)
+    linear.set_matmul_dtype("float16")
+    try:
+        loss16, grads16 = loss_and_grads(model, x, y)
+    finally:
+        linear.set_matmul_dtype("float32")
+    assert loss16 != loss32 and abs(loss16 - loss32) / loss32 < 1e-3
+    for g32, g16 in zip(grads32, grads16):
+        cos = (g32 * g16).sum() / (np.linalg.norm(g32) * np.linalg.norm(g16) + 1e-30)
+        assert np.abs(g32).max() > 0 and cos > 0.999
+
+
+def test_a_cached_jit_is_not_reused_across_matmul_dtypes():
+    """A TinyJit keeps the dtype it captured, so the per-model jit cache must key on it."""
+    from minimac.jit_cache import graph_key, same_key
+
+    model = Transformer(ModelConfig(vocab_size=32, d_model=16, num_layers=1, num_query_heads=2, num_kv_heads=1,
+                                    d_ff=32, max_seq_len=8))
+    before = graph_key(model)
+    assert same_key(before, graph_key(model))
+    linear.set_matmul_dtype("float16")
+    try:
+        assert not same_key(before, graph_key(model))
+    finally:
+        linear.set_matmul_dtype("float32")
