@@ -31,6 +31,7 @@ PyTorch is a benchmark-only dependency (`pip install torch`); minimac never impo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -157,6 +158,13 @@ def torch_modules():
     return torch, F, TorchTransformer, LoRALinear
 
 
+def autocast(torch, args):
+    """torch's mixed precision for --matmul-dtype (matmuls in bfloat16/float16, float32 weights): a context."""
+    if args.matmul_dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=args.device.split(":")[0], dtype=getattr(torch, args.matmul_dtype))
+
+
 def numpy_weights(tg_model) -> dict:
     return {k: v.numpy().copy() for k, v in tg_model.state_dict().items()}
 
@@ -279,7 +287,8 @@ def bench_train(args, cfg) -> dict:
                 b = torch.from_numpy(batches(state["step"])).long().to(dev)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(state["step"], tcfg)
-                loss = fwd(model, b[:, :-1], b[:, 1:])
+                with autocast(torch, args):
+                    loss = fwd(model, b[:, :-1], b[:, 1:])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
@@ -378,7 +387,8 @@ def bench_lora(args, cfg) -> dict:
     batches = [mixed_batch([chunks[i] for i in rows], [], lcfg.batch_size, seq, 0.0) for rows in schedule]
 
     def step(x, y, w):
-        logits = tmodel(torch.from_numpy(x).long().to(args.device))
+        with autocast(torch, args):
+            logits = tmodel(torch.from_numpy(x).long().to(args.device))
         yt = torch.from_numpy(y).long().to(args.device)
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt.reshape(-1).clamp(min=0), reduction="none")
         loss = (nll * torch.from_numpy(w).to(args.device).reshape(-1)).sum()
@@ -506,6 +516,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (TF32) in both frameworks: "
                     "tinygrad's ALLOW_TF32=1 and torch's allow_tf32 (CUDA only; neither uses TF32 by default)")
+    ap.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                    help="mixed precision: matmul operands in this dtype, float32 sums, weights and optimizer in both "
+                    "frameworks (minimac.linear.set_matmul_dtype; torch.autocast)")
     ap.add_argument("--json", default=None, metavar="PATH")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -522,7 +535,10 @@ def main(argv=None) -> dict:
     import tinygrad
     from tinygrad import Device
 
+    from minimac.linear import set_matmul_dtype
     from minimac.model import ModelConfig
+
+    set_matmul_dtype(args.matmul_dtype)
 
     over = {"vocab_size": args.vocab_size} if args.vocab_size else {}
     cfg = ModelConfig.from_preset(args.preset, **over)
@@ -539,7 +555,8 @@ def main(argv=None) -> dict:
             "tinygrad_device": Device.DEFAULT, "torch": torch.__version__, "torch_device": args.device,
             "torch_threads": torch.get_num_threads(), "preset": args.preset, "config": cfg.to_dict(),
             "batch": [args.batch_size, args.seq_len], "env": {k: v for k, v in os.environ.items()
-                                                              if k in ("BEAM", "MINIMAC_BEAM", "DEV", "JITBEAM", "ALLOW_TF32")}}
+                                                              if k in ("BEAM", "MINIMAC_BEAM", "DEV", "JITBEAM", "ALLOW_TF32")},
+            "matmul_dtype": args.matmul_dtype}
     print(f"{args.preset}: d_model {cfg.d_model}, {cfg.num_layers} layers, vocab {cfg.vocab_size}, batch "
           f"{args.batch_size}x{args.seq_len}; tinygrad on {Device.DEFAULT}, torch {torch.__version__} on "
           f"{args.device} ({torch.get_num_threads()} threads); {os.cpu_count()} CPUs")

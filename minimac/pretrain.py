@@ -32,6 +32,7 @@ from tinygrad import Device, Tensor
 from minimac import metrics
 from minimac.corpora import read_text, split_documents
 from minimac.data import DEFAULT_DOMAINS, Batcher, encode_documents, list_corpora, load_corpus
+from minimac.linear import set_matmul_dtype
 from minimac.model import ModelConfig, Transformer
 from minimac.readout import Readout, fmt_seconds
 from minimac.tokenizer import Tokenizer
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tokenizer", metavar="DIR", help="use this trained tokenizer instead of training one")
     p.add_argument("--sample-tokens", type=int, default=60, help="tokens to generate at the end (0: none)")
     p.add_argument("--no-live", action="store_true", help="plain log lines instead of a live panel (logs, CI)")
+    p.add_argument("--matmul-dtype", choices=["float32", "bfloat16", "float16"], help="matmul operands in half "
+                   "precision, float32 weights and sums: bfloat16 trains the small preset 2.6x faster on an H100 "
+                   "(docs/performance.md; default float32)")
     args = p.parse_args(argv)
     for name in ("minutes", "steps", "tokens", "batch_size", "seq_len", "lr", "vocab_size"):
         value = getattr(args, name)
@@ -140,6 +144,8 @@ def prepare_data(s: dict, args: argparse.Namespace,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.matmul_dtype:
+        set_matmul_dtype(args.matmul_dtype)
     wall_start = time.perf_counter()
     s, meta = _resolve(args)
     out = Path(args.out or args.resume or f"runs/{s['preset']}-{Path(s['corpus']).stem}")
