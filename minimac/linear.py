@@ -50,8 +50,6 @@ def set_matmul_dtype(name: str) -> None:
     GPUs). Sums are always float32, and so are the results, the weights and their gradients ("mixed precision").
     Set it before a step is jitted: a TinyJit keeps the dtype it captured. `MINIMAC_MATMUL_DTYPE` sets it at import.
 
-    On an NVIDIA GPU, also set tinygrad's TC_OPT=1 in the environment: tensor cores then also serve kernels with more
-    than one sum (the small step on the H100: +15%, docs/performance.md).
     """
     global _operand_dtype
     if name not in MATMUL_DTYPES:
