@@ -49,7 +49,6 @@ def set_matmul_dtype(name: str) -> None:
     """The dtype matmul operands are cast to: "float32" (default, exact), "bfloat16" or "float16" (tensor cores on
     GPUs). Sums are always float32, and so are the results, the weights and their gradients ("mixed precision").
     Set it before a step is jitted: a TinyJit keeps the dtype it captured. `MINIMAC_MATMUL_DTYPE` sets it at import.
-
     """
     global _operand_dtype
     if name not in MATMUL_DTYPES:
