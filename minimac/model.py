@@ -41,6 +41,8 @@ from minimac.linear import Linear, embedding
 from minimac.norm import RMSNorm
 from minimac.rope import RotaryEmbedding
 
+ATOMIC_EMBEDDING_DEVICES = ("CPU", "AMD")  # where tinygrad's nn.Embedding has an atomic scatter-add backward
+
 _SIZE_FIELDS = ("vocab_size", "d_model", "num_layers", "num_query_heads", "num_kv_heads", "d_ff", "max_seq_len")
 PRESETS: dict[str, dict[str, int]] = {name: dict(zip(_SIZE_FIELDS, sizes)) for name, sizes in {
     #          vocab  d_model  L   Hq  Hkv  d_ff  max_seq_len
@@ -228,8 +230,8 @@ class Transformer:
                                  f"max_seq_len {self.config.max_seq_len}; crop it to the last tokens")
         if host is not None:
             check_ids(host, self.config.vocab_size)
-        # the weight gradient: nn.Embedding's atomic scatter-add where tinygrad has one (CPU, AMD), else a matmul
-        if str(self.token_embedding.weight.device).split(":")[0] in ("CPU", "AMD"):
+        # the weight gradient: nn.Embedding's atomic scatter-add where tinygrad has one, else a matmul (linear.py)
+        if str(self.token_embedding.weight.device).split(":")[0] in ATOMIC_EMBEDDING_DEVICES:
             with Context(USE_ATOMICS=1):
                 x = self.token_embedding(tokens)                            # (B, T, d)
         else:

@@ -142,3 +142,27 @@ def test_a_cached_jit_is_not_reused_across_matmul_dtypes():
         assert not same_key(before, graph_key(model))
     finally:
         linear.set_matmul_dtype("float32")
+
+
+def test_the_gpu_embedding_path_trains_and_decodes_like_the_atomic_one(monkeypatch):
+    """CUDA and METAL take `linear.embedding` (no atomics there); forced on here, the CPU must give the same loss,
+    gradients and cached greedy decoding as nn.Embedding's atomic path."""
+    from minimac import model as model_module
+    from minimac.generate import generate
+
+    cfg = ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2, d_ff=64,
+                      max_seq_len=16)
+    Tensor.manual_seed(1)
+    model = Transformer(cfg)
+    ids = np.random.default_rng(5).integers(0, 64, (2, 13))
+    x, y = Tensor(ids[:, :-1]), Tensor(ids[:, 1:])
+    atomic = loss_and_grads(model, x, y), generate(model, [3, 9, 27], 6, temperature=0)
+    monkeypatch.setattr(model_module, "ATOMIC_EMBEDDING_DEVICES", ())
+    twin = Transformer(cfg)                      # the same weights, and none of the first model's cached jits
+    twin.load_state_dict({k: Tensor(v.numpy()) for k, v in model.state_dict().items()})
+    matmul_path = loss_and_grads(twin, x, y), generate(twin, [3, 9, 27], 6, temperature=0)
+    (loss_a, grads_a), tokens_a = atomic
+    (loss_m, grads_m), tokens_m = matmul_path
+    assert loss_m == pytest.approx(loss_a, rel=1e-6) and tokens_m == tokens_a
+    for ga, gm in zip(grads_a, grads_m):
+        np.testing.assert_allclose(gm, ga, rtol=1e-5, atol=1e-6)
