@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tinygrad import Tensor, UOp, dtypes
+from tinygrad import Tensor, UOp, dtypes, function
 
 from minimac.linear import Linear, matmul
 from minimac.rope import RotaryEmbedding
@@ -84,6 +84,24 @@ def attention_sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, 
     return q.scaled_dot_product_attention(k, v, attn_mask=additive, dropout_p=dropout, enable_gqa=True)
 
 
+def _softmax_backward(grad: UOp, call: UOp) -> tuple[UOp, None]:
+    """d(scores) = p * (grad - sum(grad * p)), from the stored probabilities p."""
+    p = call.src[2]
+    return p * (grad - (grad * p).sum(-1, keepdim=True)), None
+
+
+@function(grad_fxn=_softmax_backward)
+def _softmax_of(scores: Tensor, probs: Tensor) -> Tensor:
+    return probs
+
+
+def softmax(scores: Tensor) -> Tensor:
+    """scores.softmax(-1), the same numbers, computed with one pass of exp and differentiated from the stored
+    probabilities. tinygrad's own gradient evaluates exp again (a software polynomial on the CPU)."""
+    e = (scores - scores.max(-1, keepdim=True)).exp().contiguous()      # stored once: read by the sum and the divide
+    return _softmax_of(scores, (e / e.sum(-1, keepdim=True)).contiguous().detach())
+
+
 def attention_fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0,
                     causal: bool = False) -> Tensor:
     """Same as `attention_reference`, arranged for speed: the library's path. `causal=True` (only valid when T == S,
@@ -104,7 +122,7 @@ def attention_fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
         mask = mask.unsqueeze(2).expand(mask.shape[0], 1, n_rep, T, S).reshape(mask.shape[0], 1, n_rep * T, S)
         scores = mask.where(scores, MASK_VALUE)
     # stored once (not recomputed, exp included, inside probs @ v), and so is its gradient
-    probs = scores.softmax(-1).contiguous().contiguous_backward().dropout(dropout)
+    probs = softmax(scores).contiguous_backward().dropout(dropout)
     return matmul(probs.cast(v.dtype), v).reshape(B, Hq, T, hd)                    # (B, Hq, T, hd)
 
 
