@@ -48,6 +48,7 @@ class StepTrainer:
         self.grad_sq = [Tensor.zeros(*p.shape, dtype=dtypes.float32).contiguous().is_param_(False).realize()
                         for p in params] if ewc is not None else []
         self.jit = TinyJit(self._step)
+        self._lr: float | None = None  # the value in opt.lr's buffer, once set_lr has written it
 
     def _step(self, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
         with Context(TRAINING=1):
@@ -66,8 +67,11 @@ class StepTrainer:
 
     def set_lr(self, lr: float) -> None:
         """Assign in place and realize now: a replayed TinyJit runs only its captured kernels, so it reads the buffer
-        (a Python float would be frozen at capture, and a pending lazy assign would never run)."""
-        self.opt.lr.assign(Tensor([lr], dtype=self.opt.lr.dtype, device=self.opt.lr.device)).realize()
+        (a Python float would be frozen at capture, and a pending lazy assign would never run). Skipped when the value
+        has not changed: scheduling the assign costs milliseconds a step."""
+        if lr != self._lr:
+            self.opt.lr.assign(Tensor([lr], dtype=self.opt.lr.dtype, device=self.opt.lr.device)).realize()
+            self._lr = lr
 
     def step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> tuple[float, float, float]:
         self.set_lr(lr)

@@ -151,6 +151,20 @@ def test_weighted_cross_entropy_matches_cross_entropy_and_numpy():
 
 
 # ---- learning -------------------------------------------------------------------------------------------------------
+def test_each_learning_rate_reaches_the_jitted_step():
+    """set_lr skips the write when the value is unchanged; a changed value (here 0 -> 1e-2 -> 0) must still land."""
+    learner = make("lora")
+    trainer = learner._trainer_for("d")
+    x, y, w = mixed_batch([np.arange(17) % 50] * 4, [], 4, 16, 0.0)
+    snapshot = lambda: [p.numpy().copy() for p in trainer.params]  # noqa: E731
+    moved = []
+    for lr in (0.0, 0.0, 1e-2, 1e-2, 0.0):
+        before = snapshot()
+        trainer.step(x, y, w, lr)
+        moved.append(any(not np.array_equal(a, b) for a, b in zip(before, snapshot())))
+    assert moved == [False, False, True, True, False]
+
+
 def test_one_sentence_is_learned_in_a_few_seconds():
     learner = make("lora")
     out = learner.learn_from_text(FACT, domain="facts", steps=30)
