@@ -26,7 +26,9 @@ lesson. `attention_sdpa` calls tinygrad's `scaled_dot_product_attention` (an exp
 fused kernel. `attention_fused`, which the library uses, arranges the same arithmetic for speed: no K/V copies for
 GQA (the query heads of a group are stacked along the time axis and share one key matrix), and the scores and
 probabilities, and their gradients, are stored once instead of being recomputed (exp included) inside each matmul
-that reads them; its two matmuls use `minimac.linear.matmul`. Tests check all three agree (tests/test_speed_paths.py).
+that reads them; its two matmuls use `minimac.linear.matmul`, and its `softmax` evaluates exp once and differentiates
+from the stored probabilities (tinygrad's own gradient of exp evaluates it again, a software polynomial on the CPU).
+Tests check all three agree (tests/test_speed_paths.py).
 
 Not covered: sliding-window attention, flash-attention kernels, paged caches, ALiBi.
 """
