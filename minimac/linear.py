@@ -112,7 +112,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """`a @ b` (the same numbers), its operands and gradients laid out for fast schedules; see the module docstring.
 
     a (..., M, K) @ b (..., K, N) with the same leading axes; anything else (broadcasting, symbolic shapes, as in a
-    cached decoding step) is plain `a @ b`.
+    cached decoding step) is `a @ b` in the matmul dtype, with tinygrad's own backward pass.
     """
     concrete = all(isinstance(s, int) for s in (*a.shape, *b.shape))
     if not concrete or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
