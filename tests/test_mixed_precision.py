@@ -110,13 +110,19 @@ def loss_and_grads(model, x, y):
     return loss.item(), [p.grad.numpy() for p in params]
 
 
+SMALL = ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2, d_ff=64,
+                    max_seq_len=16)
+
+
+def model_and_batch(seed: int):
+    """A 2-layer model and a (2, 12) batch of inputs and targets."""
+    Tensor.manual_seed(seed)
+    ids = np.random.default_rng(seed + 4).integers(0, 64, (2, 13))
+    return Transformer(SMALL), Tensor(ids[:, :-1]), Tensor(ids[:, 1:])
+
+
 def test_model_loss_and_gradients_in_half_precision_stay_close_to_float32():
-    cfg = ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2, d_ff=64,
-                      max_seq_len=16)
-    Tensor.manual_seed(0)
-    model = Transformer(cfg)
-    ids = np.random.default_rng(4).integers(0, 64, (2, 13))
-    x, y = Tensor(ids[:, :-1]), Tensor(ids[:, 1:])
+    model, x, y = model_and_batch(0)
     loss32, grads32 = loss_and_grads(model, x, y)
     linear.set_matmul_dtype("float16")
     try:
@@ -150,15 +156,10 @@ def test_the_gpu_embedding_path_trains_and_decodes_like_the_atomic_one(monkeypat
     from minimac import model as model_module
     from minimac.generate import generate
 
-    cfg = ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2, d_ff=64,
-                      max_seq_len=16)
-    Tensor.manual_seed(1)
-    model = Transformer(cfg)
-    ids = np.random.default_rng(5).integers(0, 64, (2, 13))
-    x, y = Tensor(ids[:, :-1]), Tensor(ids[:, 1:])
+    model, x, y = model_and_batch(1)
     atomic = loss_and_grads(model, x, y), generate(model, [3, 9, 27], 6, temperature=0)
     monkeypatch.setattr(model_module, "ATOMIC_EMBEDDING_DEVICES", ())
-    twin = Transformer(cfg)                      # the same weights, and none of the first model's cached jits
+    twin = Transformer(SMALL)                    # the same weights, and none of the first model's cached jits
     twin.load_state_dict({k: Tensor(v.numpy()) for k, v in model.state_dict().items()})
     matmul_path = loss_and_grads(twin, x, y), generate(twin, [3, 9, 27], 6, temperature=0)
     (loss_a, grads_a), tokens_a = atomic
