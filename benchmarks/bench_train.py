@@ -516,6 +516,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (TF32) in both frameworks: "
                     "tinygrad's ALLOW_TF32=1 and torch's allow_tf32 (CUDA only; neither uses TF32 by default)")
+    # minimac.linear.MATMUL_DTYPES, spelled out: importing it would import tinygrad before --tf32 can set ALLOW_TF32
     ap.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                     help="mixed precision: matmul operands in this dtype, float32 sums, weights and optimizer in both "
                     "frameworks (minimac.linear.set_matmul_dtype; torch.autocast)")

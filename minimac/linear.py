@@ -93,13 +93,13 @@ def _weight_grad_t(grad: UOp, a: UOp) -> UOp:
     is split into chunks of SPLIT_ROWS rows, one batched matmul (S, N, M/S) @ (S, M/S, K) makes S partial sums in
     parallel, and they are added. The CPU (two cores here) is busy enough without it.
     """
-    g = grad.cast(_operand_dtype)
+    g, a = grad.cast(_operand_dtype), _operand(a).contiguous()
     M = a.shape[-2]
     S = M // SPLIT_ROWS if a.ndim == 2 and M % SPLIT_ROWS == 0 and not str(a.device).startswith(NO_SPLIT_DEVICES) else 1
     if S <= 1:
-        return _mm(g.transpose(-1, -2).contiguous(), _operand(a).contiguous())
+        return _mm(g.transpose(-1, -2).contiguous(), a)
     g_t = g.reshape(S, M // S, g.shape[-1]).transpose(-1, -2).contiguous()                  # (S, N, M/S)
-    partial = _mm(g_t, _operand(a).contiguous().reshape(S, M // S, a.shape[-1])).contiguous()  # (S, N, K)
+    partial = _mm(g_t, a.reshape(S, M // S, a.shape[-1])).contiguous()                      # (S, N, K)
     return partial.sum(0)  # stored first: fused into the matmul, the sum over S made it a two-sum kernel again
 
 
