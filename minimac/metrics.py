@@ -215,16 +215,28 @@ def evaluate(model: Callable[[Tensor], Tensor], token_ids, seq_len: int, batch_s
     with Context(TRAINING=0):
         for b in range(0, Wb, B):
             x = Tensor(X[b:b + B], dtype=dtypes.int32)
-            if b == 0:  # check the contract once: ids must index the vocabulary, logits must be (B, T, V)
-                shape = tuple(model(x).shape)
-                if len(shape) != 3 or shape[:2] != (B, T):
-                    raise ValueError(f"model must map tokens (B, T) = {(B, T)} to logits (B, T, V), got {shape}")
-                if ids.max() >= shape[2]:
-                    raise ValueError(f"token id {int(ids.max())} is outside the model's vocabulary of {shape[2]}")
+            if b == 0:  # check the contract once: ids must index the vocabulary
+                vocab = _vocab_size(model, x)
+                if ids.max() >= vocab:
+                    raise ValueError(f"token id {int(ids.max())} is outside the model's vocabulary of {vocab}")
             total += float(step(x, Tensor(Y[b:b + B], dtype=dtypes.int32), Tensor(M[b:b + B])).item())
     loss = total / n_pred
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / LN2,
             "bits_per_byte": total / LN2 / num_bytes if num_bytes else math.nan, "num_tokens": n_pred}
+
+
+def _vocab_size(model: Callable[[Tensor], Tensor], x: Tensor) -> int:
+    """V of a model that maps tokens x (B, T) to logits (B, T, V). A minimac model declares it (config.vocab_size).
+    Any other callable is traced once on x, which also checks the logits' shape: tracing builds the whole lazy graph
+    of a forward pass, about half a second for nano on a CPU, which the learner would pay twice per update."""
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(vocab, int) and hasattr(model, "parameters"):
+        return vocab
+    B, T = x.shape
+    shape = tuple(model(x).shape)
+    if len(shape) != 3 or shape[:2] != (B, T):
+        raise ValueError(f"model must map tokens (B, T) = {(B, T)} to logits (B, T, V), got {shape}")
+    return shape[2]
 
 
 def _masked_nll(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, m: Tensor) -> Tensor:
