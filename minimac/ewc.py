@@ -40,6 +40,7 @@ from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.state import safe_load
 
 from minimac.checkpoint import write_safetensors
+from minimac.train import sum_all
 
 MODES = ("separate", "online")
 CONFIG_NAME, WEIGHTS_NAME = "ewc_config.json", "ewc.safetensors"
@@ -212,7 +213,7 @@ class EWC:
             self._F = [_buffer(np.zeros(p.shape)) for p in params]
             self._abar = [_buffer(np.zeros(p.shape)) for p in params]
         self._check([p.shape for p in params], "penalty")
-        total = sum(((p - a.detach()) ** 2 * f.detach()).sum() for p, f, a in zip(params, self._F, self._abar))
+        total = sum_all([(p - a.detach()) ** 2 * f.detach() for p, f, a in zip(params, self._F, self._abar)])
         return (self._lambda.detach() * 0.5 * (total + self._const.detach())).reshape(())
 
     def buffers(self) -> list[Tensor]:

@@ -23,7 +23,7 @@ from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW
 
 from minimac.ewc import EWC, normalize_fisher
-from minimac.train import clip_by_global_norm
+from minimac.train import DeviceInputs, clip_by_global_norm, logsumexp, write_into
 
 
 def weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
@@ -34,7 +34,7 @@ def weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> 
     """
     safe = (targets != -1).where(targets, 0)                               # (B, T): a legal index where ignored
     picked = logits.gather(-1, safe.unsqueeze(-1)).squeeze(-1)             # (B, T)
-    return ((logits.float().logsumexp(-1) - picked.float()) * weights).sum()
+    return ((logsumexp(logits.float()) - picked.float()) * weights).sum()
 
 
 class StepTrainer:
@@ -48,6 +48,7 @@ class StepTrainer:
         self.grad_sq = [Tensor.zeros(*p.shape, dtype=dtypes.float32).contiguous().is_param_(False).realize()
                         for p in params] if ewc is not None else []
         self.jit = TinyJit(self._step)
+        self._inputs = DeviceInputs()
         self._lr: float | None = None  # the value in opt.lr's buffer, once set_lr has written it
 
     def _step(self, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
@@ -66,16 +67,15 @@ class StepTrainer:
         return stats
 
     def set_lr(self, lr: float) -> None:
-        """Assign in place and realize now: a replayed TinyJit runs only its captured kernels, so it reads the buffer
-        (a Python float would be frozen at capture, and a pending lazy assign would never run). Skipped when the value
-        has not changed: scheduling the assign costs milliseconds a step."""
+        """Written into the optimizer's lr buffer: a replayed TinyJit reads the buffer (a Python float would be frozen
+        at capture). Skipped when the value has not changed."""
         if lr != self._lr:
-            self.opt.lr.assign(Tensor([lr], dtype=self.opt.lr.dtype, device=self.opt.lr.device)).realize()
+            write_into(self.opt.lr.realize(), np.array([lr]))
             self._lr = lr
 
     def step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> tuple[float, float, float]:
         self.set_lr(lr)
-        task, penalty, norm = (float(v) for v in self.jit(Tensor(x), Tensor(y), Tensor(w)).numpy())
+        task, penalty, norm = (float(v) for v in self.jit(*self._inputs(x, y, w)).numpy())
         return task, penalty, norm
 
     # ---- the state a step changes: for the nan guard and for checkpoints ----

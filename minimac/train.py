@@ -10,7 +10,8 @@ One training step on a (B, T+1) batch of token ids:
 checkpoint (weights + optimizer moments + step + RNG state + configs) that resumes bit-identically, stops on a
 non-finite loss without touching the last good checkpoint, and saves on Ctrl-C. Batches come from a function of the
 step number (`batches(step) -> (B, T+1) int array`), so the data position is the step itself.
-Not covered: gradient accumulation, mixed precision, several devices. The terminal readout is in `pretrain.py`.
+Not covered: gradient accumulation, several devices. Mixed precision is `linear.set_matmul_dtype`; the terminal
+readout is in `pretrain.py`.
 """
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tinygrad import Context, Tensor, TinyJit, dtypes
+from tinygrad import Context, Tensor, TinyJit, UOp, dtypes, function
+from tinygrad.device import Buffer
+from tinygrad.dtype import _to_np_dtype
 from tinygrad.nn.optim import AdamW, OptimizerGroup
 from tinygrad.nn.state import get_parameters, get_state_dict, safe_load, safe_load_metadata
 
@@ -40,6 +43,30 @@ def shift_labels(batch: Tensor) -> tuple[Tensor, Tensor]:
     if batch.ndim != 2 or batch.shape[1] < 2:
         raise ValueError(f"expected a (B, T+1) batch of token ids with T+1 >= 2, got shape {batch.shape}")
     return batch[:, :-1], batch[:, 1:]
+
+
+def _logsumexp_backward(grad: UOp, call: UOp) -> tuple[UOp, None, None, None]:
+    """d logsumexp(x) / dx = softmax(x) = e / s, from the stored e = exp(x - max) and s = sum(e)."""
+    e, s = call.src[2], call.src[3]
+    return e * (grad / s), None, None, None
+
+
+@function(grad_fxn=_logsumexp_backward)
+def _logsumexp_of(x: Tensor, e: Tensor, s: Tensor, m: Tensor) -> Tensor:
+    return m + s.log()
+
+
+def logsumexp(x: Tensor) -> Tensor:
+    """x.logsumexp(-1), the same numbers, with one pass of exp: e = exp(x - max) is stored and the backward pass
+    reads it. tinygrad's own gradient evaluates exp again, over every (token, vocabulary entry) pair: on the CPU,
+    where exp is a software polynomial, that second pass cost 4-8 ms of a nano step. x (..., V) -> (...)
+
+    >>> round(logsumexp(Tensor([[0.0, 0.0, 0.0, 0.0]])).item(), 4)  # log 4
+    1.3863
+    """
+    m = x.max(-1, keepdim=True).detach()                       # (..., 1): exp never overflows
+    e = (x - m).exp().contiguous().detach()                    # (..., V), stored once
+    return _logsumexp_of(x, e, e.sum(-1, keepdim=True).contiguous().detach(), m).squeeze(-1)
 
 
 def cross_entropy(logits: Tensor, targets: Tensor, ignore_index: int = -1) -> Tensor:
@@ -56,7 +83,7 @@ def cross_entropy(logits: Tensor, targets: Tensor, ignore_index: int = -1) -> Te
     valid = targets != ignore_index                                      # (B, T) bool
     safe = valid.where(targets, 0)                                       # a legal index where ignored
     picked = logits.gather(-1, safe.unsqueeze(-1)).squeeze(-1)           # (B, T)
-    nll = logits.float().logsumexp(-1) - picked.float()                  # (B, T); logsumexp subtracts the max first
+    nll = logsumexp(logits.float()) - picked.float()                     # (B, T); logsumexp subtracts the max first
     return (nll * valid).sum() / valid.sum().maximum(1).cast(dtypes.float32)
 
 
@@ -105,6 +132,30 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
+SERIAL_SUM_DEVICES = ("CPU",)  # where sum_all lets one kernel run the per-tensor sums one after another
+
+
+def sum_all(tensors: list[Tensor]) -> Tensor:
+    """The sum of every entry of every tensor: a scalar. For a gradient norm or the EWC penalty over many weights.
+
+    The same sum, in the layout each device runs fastest (`python benchmarks/bench_grad_norm.py`, the 84 LoRA
+    tensors of `small`, unrealized as gradients are):
+    - CPU: the per-tensor sums added up, which tinygrad makes one kernel that runs them in turn (0.9 ms; 2.6 ms with
+      a kernel per tensor).
+    - GPUs: one kernel per tensor, then one to add their sums (0.5 ms on an H100). The single kernel gets 16 threads
+      there (4.4 ms; 8 ms inside the LoRA step, 15% of it). Concatenating the tensors first is faster alone (0.05 ms)
+      but copies every gradient: the small training step ran at 92,148 tok/s that way and 109,538 this way.
+
+    >>> sum_all([Tensor([1.0, 2.0]), Tensor([[3.0], [4.0]])]).item()
+    10.0
+    """
+    if not tensors:
+        raise ValueError("sum_all needs at least one tensor")
+    if str(tensors[0].device).split(":")[0] in SERIAL_SUM_DEVICES:
+        return sum(t.sum() for t in tensors)
+    return sum(t.sum().contiguous() for t in tensors)
+
+
 def clip_by_global_norm(grads: list[Tensor], max_norm: float) -> tuple[list[Tensor], Tensor]:
     """Scale all gradients by min(1, max_norm / ||g||) where ||g|| is the norm of all of them as one vector.
 
@@ -113,11 +164,49 @@ def clip_by_global_norm(grads: list[Tensor], max_norm: float) -> tuple[list[Tens
     # contiguous(): the norm becomes one small kernel of its own. Without it the scheduler fuses the whole global
     # reduction into every consumer, so each parameter's update kernel re-read every gradient (84 times for the
     # LoRA step of `small`: 4.7 ms each on an H100, 90% of that step; benchmarks/profile_step.py shows it).
-    norm = Tensor.stack(*[g.float().square().sum() for g in grads]).sum().sqrt().contiguous()
+    norm = sum_all([g.float().square() for g in grads]).sqrt().contiguous()
     if max_norm <= 0:
         return grads, norm
     scale = (max_norm / (norm + 1e-6)).minimum(1.0).contiguous()
     return [g * scale.cast(g.dtype) for g in grads], norm
+
+
+def write_into(t: Tensor, array: np.ndarray) -> None:
+    """Copy `array` into the device buffer of the realized tensor `t`, in place (same number of bytes).
+
+    For a jitted step's inputs and learning rate: `t.assign(Tensor(array)).realize()`, or a fresh `Tensor(array)`,
+    builds and schedules a small graph every step (5.6 ms for the learner's three (8, 64) arrays on the CPU here);
+    this copy is 0.7 ms. A replayed TinyJit reads whatever its input buffers hold.
+    """
+    buf = t.uop.base.realized
+    a = np.ascontiguousarray(array, dtype=_to_np_dtype(t.dtype))
+    if buf is None or a.nbytes != buf.nbytes:
+        raise ValueError(f"cannot write an array of {a.nbytes} bytes into a tensor of shape {t.shape} "
+                         f"({'unrealized' if buf is None else f'{buf.nbytes} bytes'})")
+    buf.copy_from(Buffer("PYTHON", buf.size, buf.dtype, opaque=memoryview(a).cast("B")))
+
+
+class DeviceInputs:
+    """A jitted step's fixed-shape inputs: device tensors made on the first call and refilled in place afterwards
+    (`write_into`). Arrays of a new shape or dtype get new tensors.
+
+    >>> inputs = DeviceInputs()
+    >>> (x,) = inputs(np.array([[1, 2]], dtype=np.int32)); (x2,) = inputs(np.array([[3, 4]], dtype=np.int32))
+    >>> x2 is x, x.tolist()
+    (True, [[3, 4]])
+    """
+
+    def __init__(self):
+        self.tensors: list[Tensor] = []
+
+    def __call__(self, *arrays: np.ndarray) -> list[Tensor]:
+        arrays = tuple(np.asarray(a) for a in arrays)
+        if [(t.shape, _to_np_dtype(t.dtype)) for t in self.tensors] != [(a.shape, a.dtype) for a in arrays]:
+            self.tensors = [Tensor(np.ascontiguousarray(a)).realize() for a in arrays]
+        else:
+            for t, a in zip(self.tensors, arrays):
+                write_into(t, a)
+        return self.tensors
 
 
 class NonFiniteLossError(RuntimeError):
@@ -153,9 +242,11 @@ class Trainer:
         self.step = 0                     # steps done so far = index of the next step
         self.history: list[dict] = []     # one entry per step: step, loss, lr, grad_norm (+ eval results)
         self._step_fn = TinyJit(self._train_step) if jit else self._train_step
+        self._inputs = DeviceInputs()
         self._stop_requested = False
 
-    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+    def _train_step(self, batch: Tensor) -> Tensor:
+        x, y = shift_labels(batch)
         with Context(TRAINING=1):
             loss = cross_entropy(self.model(x), y)
             # loss.gradient, not backward(): only the trainable tensors get gradients (not RoPE tables, frozen weights)
@@ -172,11 +263,10 @@ class Trainer:
         if tuple(batch.shape) != want:
             raise ValueError(f"batch has shape {tuple(batch.shape)}; the jitted step needs (batch_size, seq_len+1) = "
                              f"{want}")
-        for opt in self.optimizers:  # a Tensor updated in place, so the JIT sees the new value (a float would freeze);
-            # realize now: a replayed JIT runs only its captured kernels, so a pending lazy assign would never happen
-            opt.lr.assign(Tensor([lr_at(self.step, self.config)], dtype=opt.lr.dtype, device=opt.lr.device)).realize()
-        x, y = shift_labels(Tensor(np.ascontiguousarray(batch, dtype=np.int32)))
-        loss, norm = (float(v) for v in self._step_fn(x.contiguous().realize(), y.contiguous().realize()).numpy())
+        for opt in self.optimizers:  # a buffer written in place, so the JIT reads the new value (a float would freeze)
+            write_into(opt.lr.realize(), np.array([lr_at(self.step, self.config)]))
+        (batch,) = self._inputs(np.asarray(batch, dtype=np.int32))
+        loss, norm = (float(v) for v in self._step_fn(batch).numpy())
         self.step += 1
         return loss, norm
 

@@ -137,3 +137,42 @@ def test_linear_is_an_nn_linear_with_the_same_numbers_and_gradients():
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outs[0][0], x @ fast.weight.numpy().T, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 60.0])  # 60: exp(x) alone would overflow float32 without the max shift
+def test_logsumexp_with_stored_exp_matches_tinygrad_and_numpy(scale):
+    from minimac.train import logsumexp
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 5, 11)) * scale).astype(np.float32)
+    g = rng.standard_normal((2, 5)).astype(np.float32)           # a different weight per row, so rows differ
+    tx = Tensor(x)
+    ours, lib = logsumexp(tx), tx.logsumexp(-1)
+    (d_ours,), (d_lib,) = (ours * Tensor(g)).sum().gradient(tx), (lib * Tensor(g)).sum().gradient(tx)
+    x64 = x.astype(np.float64)
+    m = x64.max(-1, keepdims=True)
+    want = (m + np.log(np.exp(x64 - m).sum(-1, keepdims=True)))[..., 0]
+    softmax = np.exp(x64 - want[..., None])
+    np.testing.assert_allclose(ours.numpy(), want, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(ours.numpy(), lib.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d_ours.numpy(), g[..., None] * softmax, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_ours.numpy(), d_lib.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("serial", [True, False], ids=["added (CPU)", "a kernel each (GPUs)"])
+def test_sum_all_layouts_give_the_same_sum_and_gradients(serial, monkeypatch):
+    """train.sum_all adds per-tensor sums in one kernel on the CPU and stores each one elsewhere; both layouts, forced
+    here on whatever device runs the tests, give numpy's sum and its gradient (the EWC penalty needs it)."""
+    from minimac import train
+
+    monkeypatch.setattr(train, "SERIAL_SUM_DEVICES", (Tensor([0.0]).device.split(":")[0],) if serial else ())
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in [(3, 5), (7,), (2, 2, 4)]]
+    ts = [Tensor(a) for a in arrays]
+    total = train.sum_all([t.square() for t in ts])
+    grads = total.gradient(*ts)                     # before realizing the total, which would drop its graph
+    np.testing.assert_allclose(total.item(), sum((a.astype(np.float64) ** 2).sum() for a in arrays), rtol=1e-6)
+    for g, a in zip(grads, arrays):
+        np.testing.assert_allclose(g.numpy(), 2 * a, rtol=1e-6)
+    with pytest.raises(ValueError, match="at least one tensor"):
+        train.sum_all([])
