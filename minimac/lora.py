@@ -37,7 +37,7 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
-from minimac.linear import linear
+from minimac.linear import linear, low_rank_linear
 
 
 @dataclass
@@ -107,8 +107,8 @@ class LoRALinear:
         config = self.configs[name]
         h = x.dropout(config.lora_dropout)  # a no-op outside Context(TRAINING=1)
         # h @ A^T (tokens, r) is stored once; left to itself tinygrad recomputes it inside B's matmul, per output column
-        down = (h @ self.lora_A[name].transpose()).contiguous().contiguous_backward()
-        return y + (down @ self.lora_B[name].transpose()) * config.scaling
+        down = low_rank_linear(h, self.lora_A[name]).contiguous().contiguous_backward()
+        return y + low_rank_linear(down, self.lora_B[name]) * config.scaling
 
     def delta_weight(self, name: str) -> Tensor:
         return (self.lora_B[name] @ self.lora_A[name]) * self.configs[name].scaling  # (out, r) @ (r, in)

@@ -81,6 +81,19 @@ def test_split_weight_gradient_equals_numpy(monkeypatch, dtype):
     assert np.abs(ga.numpy() - want_a).max() / np.abs(want_a).max() < tol
 
 
+@pytest.mark.parametrize("m, k, n", [(32, 256, 4), (4, 512, 16), (8, 192, 8)])
+def test_skinny_matmuls_split_their_sum_on_gpus_with_the_same_numbers(monkeypatch, m, k, n):
+    """The GPU path for LoRA-shaped matmuls: a result of fewer than SKINNY_OUTPUTS entries sums K in chunks."""
+    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    an, bn = operands(m, k, n, seed=5)
+    S = linear._k_chunks(Tensor(an), Tensor(bn))
+    assert S > 1 and k % S == 0 and k // S >= linear.MIN_CHUNK  # 192 = 3 * 64: two chunks of 96
+    for got, want in zip(values_and_grads(an, bn), np_values_and_grads(an, bn)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-4)
+    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ("CPU",))
+    assert linear._k_chunks(Tensor(an).to("CPU"), Tensor(bn).to("CPU")) == 1  # never on the CPU
+
+
 def test_embedding_rows_and_matmul_gradient_equal_numpy_and_nn_embedding():
     rng = np.random.default_rng(3)
     W = rng.standard_normal((50, 8)).astype(np.float32)
@@ -167,3 +180,32 @@ def test_the_gpu_embedding_path_trains_and_decodes_like_the_atomic_one(monkeypat
     assert loss_m == pytest.approx(loss_a, rel=1e-6) and tokens_m == tokens_a
     for ga, gm in zip(grads_a, grads_m):
         np.testing.assert_allclose(gm, ga, rtol=1e-5, atol=1e-6)
+
+
+def test_lora_layers_take_the_split_gpu_path_with_the_same_numbers(monkeypatch):
+    """On GPUs LoRA's A and B go through `linear` and its split sums (`low_rank_linear`); forced on here, the loss
+    and the adapter's gradients equal the CPU's plain path."""
+    from minimac import lora
+
+    monkeypatch.setattr(linear, "SKINNY_OUTPUTS", 1 << 12)   # this toy's (24, 8) results count as skinny
+    monkeypatch.setattr(linear, "MIN_CHUNK", 8)
+    model, x, y = model_and_batch(2)
+    lora.inject_lora(model, lora.LoRAConfig(r=4), "a")
+    for t in lora.lora_parameters(model, "a"):
+        t.assign(Tensor(np.random.default_rng(t.numel()).standard_normal(t.shape).astype(np.float32) * 0.1)).realize()
+
+    def loss_and_adapter_grads():
+        params = lora.lora_parameters(model, "a")
+        loss = cross_entropy(model(x), y)
+        grads = loss.gradient(*params)              # before realizing the loss, which would drop its graph
+        Tensor.realize(loss, *grads)
+        return loss.item(), [g.numpy() for g in grads]
+
+    plain = loss_and_adapter_grads()
+    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    assert linear._k_chunks(Tensor.ones(24, 32), Tensor.ones(32, 4)) > 1
+    split = loss_and_adapter_grads()
+    assert split[0] == pytest.approx(plain[0], rel=1e-6)
+    for gp, gs in zip(plain[1], split[1]):
+        assert np.abs(gp).max() > 0
+        np.testing.assert_allclose(gs, gp, rtol=1e-4, atol=1e-6)
