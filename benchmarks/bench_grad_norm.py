@@ -42,9 +42,7 @@ def lora_shapes(d: int = 512, kv: int = 128, d_ff: int = 2048, layers: int = 6, 
 
 def time_layout(fn, tensors, repeats: int) -> tuple[float, float]:
     """(ms per call, value) of fn(tensors) under TinyJit, the tensors closed over as they are in a training step."""
-    from tinygrad import Device, TinyJit
-
-    from tinygrad import Tensor
+    from tinygrad import Device, Tensor, TinyJit
 
     scale = Tensor([1.0]).realize()
     step = TinyJit(lambda: fn([t * scale for t in tensors]).contiguous().realize())
