@@ -39,6 +39,7 @@ import math
 import numpy as np
 from tinygrad import Tensor, UOp, dtypes, function
 
+from minimac.fast_exp import exp
 from minimac.linear import Linear, matmul
 from minimac.rope import RotaryEmbedding
 
@@ -99,8 +100,9 @@ def _softmax_of(scores: Tensor, probs: Tensor) -> Tensor:
 
 def softmax(scores: Tensor) -> Tensor:
     """scores.softmax(-1), the same numbers, computed with one pass of exp and differentiated from the stored
-    probabilities. tinygrad's own gradient evaluates exp again (a software polynomial on the CPU)."""
-    e = (scores - scores.max(-1, keepdim=True)).exp().contiguous()      # stored once: read by the sum and the divide
+    probabilities. tinygrad's own gradient evaluates exp again (a software polynomial on the CPU; minimac.fast_exp's
+    is the faster one there)."""
+    e = exp(scores - scores.max(-1, keepdim=True)).contiguous()         # stored once: read by the sum and the divide
     return _softmax_of(scores, (e / e.sum(-1, keepdim=True)).contiguous().detach())
 
 

@@ -34,6 +34,7 @@ from tinygrad.nn.optim import AdamW, OptimizerGroup
 from tinygrad.nn.state import get_parameters, get_state_dict, safe_load, safe_load_metadata
 
 from minimac.checkpoint import write_safetensors
+from minimac.fast_exp import exp
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -65,7 +66,7 @@ def logsumexp(x: Tensor) -> Tensor:
     1.3863
     """
     m = x.max(-1, keepdim=True).detach()                       # (..., 1): exp never overflows
-    e = (x - m).exp().contiguous().detach()                    # (..., V), stored once
+    e = exp(x - m).contiguous().detach()                       # (..., V), stored once; minimac.fast_exp
     return _logsumexp_of(x, e, e.sum(-1, keepdim=True).contiguous().detach(), m).squeeze(-1)
 
 
