@@ -4,8 +4,8 @@
     DEV=CUDA python benchmarks/bench_grad_norm.py        # a GPU
 
 The tensors are the LoRA A and B matrices of the `small` preset (6 layers x 7 target modules, r = 8: 84 tensors,
-344,064 values). `minimac.train.sum_all` picks `added` on the CPU and `concatenated` elsewhere; this script is the
-measurement behind that choice.
+528,384 values). `minimac.grad_norm.sum_all` picks `added` on the CPU and `each stored` elsewhere; this script is
+the measurement behind that choice (with the training step's own figures in docs/performance.md, item 18).
 
     stacked       Tensor.stack(*[t.square().sum() for t in ts]).sum()    one kernel, a reduction per input
     added         sum(t.square().sum() for t in ts)                       one kernel, the reductions in turn

@@ -40,7 +40,7 @@ from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.state import safe_load
 
 from minimac.checkpoint import write_safetensors
-from minimac.train import sum_all
+from minimac.grad_norm import sum_all
 
 MODES = ("separate", "online")
 CONFIG_NAME, WEIGHTS_NAME = "ewc_config.json", "ewc.safetensors"

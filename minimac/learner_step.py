@@ -22,8 +22,10 @@ import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW
 
+from minimac.device_inputs import DeviceInputs, write_into
 from minimac.ewc import EWC, normalize_fisher
-from minimac.train import DeviceInputs, clip_by_global_norm, logsumexp, write_into
+from minimac.grad_norm import clip_by_global_norm
+from minimac.train import logsumexp
 
 
 def weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, UOp, dtypes, function
-from tinygrad.device import Buffer
-from tinygrad.dtype import _to_np_dtype
 from tinygrad.nn.optim import AdamW, OptimizerGroup
 from tinygrad.nn.state import get_parameters, get_state_dict, safe_load, safe_load_metadata
 
 from minimac.checkpoint import write_safetensors
+from minimac.device_inputs import DeviceInputs, write_into
 from minimac.fast_exp import exp
+from minimac.grad_norm import clip_by_global_norm
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -131,83 +131,6 @@ def lr_at(step: int, config: TrainConfig) -> float:
         return config.min_lr
     progress = (step - config.warmup_steps) / (config.max_steps - config.warmup_steps)      # 0 -> 1
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
-
-
-SERIAL_SUM_DEVICES = ("CPU",)  # where sum_all lets one kernel run the per-tensor sums one after another
-
-
-def sum_all(tensors: list[Tensor]) -> Tensor:
-    """The sum of every entry of every tensor: a scalar. For a gradient norm or the EWC penalty over many weights.
-
-    The same sum, in the layout each device runs fastest (`python benchmarks/bench_grad_norm.py`, the 84 LoRA
-    tensors of `small`, unrealized as gradients are):
-    - CPU: the per-tensor sums added up, which tinygrad makes one kernel that runs them in turn (0.9 ms; 2.6 ms with
-      a kernel per tensor).
-    - GPUs: one kernel per tensor, then one to add their sums (0.5 ms on an H100). The single kernel gets 16 threads
-      there (4.4 ms; 8 ms inside the LoRA step, 15% of it). Concatenating the tensors first is faster alone (0.05 ms)
-      but copies every gradient: the small training step ran at 92,148 tok/s that way and 109,538 this way.
-
-    >>> sum_all([Tensor([1.0, 2.0]), Tensor([[3.0], [4.0]])]).item()
-    10.0
-    """
-    if not tensors:
-        raise ValueError("sum_all needs at least one tensor")
-    if str(tensors[0].device).split(":")[0] in SERIAL_SUM_DEVICES:
-        return sum(t.sum() for t in tensors)
-    return sum(t.sum().contiguous() for t in tensors)
-
-
-def clip_by_global_norm(grads: list[Tensor], max_norm: float) -> tuple[list[Tensor], Tensor]:
-    """Scale all gradients by min(1, max_norm / ||g||) where ||g|| is the norm of all of them as one vector.
-
-    Stays on the device (no `.item()`), so it can live inside the jitted step. Returns (clipped grads, norm before).
-    """
-    # contiguous(): the norm becomes one small kernel of its own. Without it the scheduler fuses the whole global
-    # reduction into every consumer, so each parameter's update kernel re-read every gradient (84 times for the
-    # LoRA step of `small`: 4.7 ms each on an H100, 90% of that step; benchmarks/profile_step.py shows it).
-    norm = sum_all([g.float().square() for g in grads]).sqrt().contiguous()
-    if max_norm <= 0:
-        return grads, norm
-    scale = (max_norm / (norm + 1e-6)).minimum(1.0).contiguous()
-    return [g * scale.cast(g.dtype) for g in grads], norm
-
-
-def write_into(t: Tensor, array: np.ndarray) -> None:
-    """Copy `array` into the device buffer of the realized tensor `t`, in place (same number of bytes).
-
-    For a jitted step's inputs and learning rate: `t.assign(Tensor(array)).realize()`, or a fresh `Tensor(array)`,
-    builds and schedules a small graph every step (5.6 ms for the learner's three (8, 64) arrays on the CPU here);
-    this copy is 0.7 ms. A replayed TinyJit reads whatever its input buffers hold.
-    """
-    buf = t.uop.base.realized
-    a = np.ascontiguousarray(array, dtype=_to_np_dtype(t.dtype))
-    if buf is None or a.nbytes != buf.nbytes:
-        raise ValueError(f"cannot write an array of {a.nbytes} bytes into a tensor of shape {t.shape} "
-                         f"({'unrealized' if buf is None else f'{buf.nbytes} bytes'})")
-    buf.copy_from(Buffer("PYTHON", buf.size, buf.dtype, opaque=memoryview(a).cast("B")))
-
-
-class DeviceInputs:
-    """A jitted step's fixed-shape inputs: device tensors made on the first call and refilled in place afterwards
-    (`write_into`). Arrays of a new shape or dtype get new tensors.
-
-    >>> inputs = DeviceInputs()
-    >>> (x,) = inputs(np.array([[1, 2]], dtype=np.int32)); (x2,) = inputs(np.array([[3, 4]], dtype=np.int32))
-    >>> x2 is x, x.tolist()
-    (True, [[3, 4]])
-    """
-
-    def __init__(self):
-        self.tensors: list[Tensor] = []
-
-    def __call__(self, *arrays: np.ndarray) -> list[Tensor]:
-        arrays = tuple(np.asarray(a) for a in arrays)
-        if [(t.shape, _to_np_dtype(t.dtype)) for t in self.tensors] != [(a.shape, a.dtype) for a in arrays]:
-            self.tensors = [Tensor(np.ascontiguousarray(a)).realize() for a in arrays]
-        else:
-            for t, a in zip(self.tensors, arrays):
-                write_into(t, a)
-        return self.tensors
 
 
 class NonFiniteLossError(RuntimeError):

@@ -156,7 +156,9 @@ def test_each_learning_rate_reaches_the_jitted_step():
     learner = make("lora")
     trainer = learner._trainer_for("d")
     x, y, w = mixed_batch([np.arange(17) % 50] * 4, [], 4, 16, 0.0)
-    snapshot = lambda: [p.numpy().copy() for p in trainer.params]  # noqa: E731
+
+    def snapshot():
+        return [p.numpy().copy() for p in trainer.params]
     moved = []
     for lr in (0.0, 0.0, 1e-2, 1e-2, 0.0):
         before = snapshot()

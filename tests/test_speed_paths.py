@@ -161,21 +161,21 @@ def test_logsumexp_with_stored_exp_matches_tinygrad_and_numpy(scale):
 
 @pytest.mark.parametrize("serial", [True, False], ids=["added (CPU)", "a kernel each (GPUs)"])
 def test_sum_all_layouts_give_the_same_sum_and_gradients(serial, monkeypatch):
-    """train.sum_all adds per-tensor sums in one kernel on the CPU and stores each one elsewhere; both layouts, forced
+    """grad_norm.sum_all adds per-tensor sums in one kernel on the CPU and stores each one elsewhere; both layouts, forced
     here on whatever device runs the tests, give numpy's sum and its gradient (the EWC penalty needs it)."""
-    from minimac import train
+    from minimac import grad_norm
 
-    monkeypatch.setattr(train, "SERIAL_SUM_DEVICES", (Tensor([0.0]).device.split(":")[0],) if serial else ())
+    monkeypatch.setattr(grad_norm, "SERIAL_SUM_DEVICES", (Tensor([0.0]).device.split(":")[0],) if serial else ())
     rng = np.random.default_rng(4)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in [(3, 5), (7,), (2, 2, 4)]]
     ts = [Tensor(a) for a in arrays]
-    total = train.sum_all([t.square() for t in ts])
+    total = grad_norm.sum_all([t.square() for t in ts])
     grads = total.gradient(*ts)                     # before realizing the total, which would drop its graph
     np.testing.assert_allclose(total.item(), sum((a.astype(np.float64) ** 2).sum() for a in arrays), rtol=1e-6)
     for g, a in zip(grads, arrays):
         np.testing.assert_allclose(g.numpy(), 2 * a, rtol=1e-6)
     with pytest.raises(ValueError, match="at least one tensor"):
-        train.sum_all([])
+        grad_norm.sum_all([])
 
 
 def test_fast_exp_and_sigmoid_match_numpy_and_keep_nan():
