@@ -25,13 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-LAYOUTS = {
-    "stacked": lambda ts: __import__("tinygrad").Tensor.stack(*[t.square().sum() for t in ts]).sum(),
-    "added": lambda ts: sum(t.square().sum() for t in ts),
-    "each stored": lambda ts: sum(t.square().sum().contiguous() for t in ts),
-    "concatenated": lambda ts: __import__("tinygrad").Tensor.cat(*[t.flatten() for t in ts]).square().sum(),
-    "cat, stored": lambda ts: __import__("tinygrad").Tensor.cat(*[t.flatten() for t in ts]).contiguous().square().sum(),
-}
+def layouts() -> dict:
+    """name -> the sum of squares over a list of tensors, laid out that way (the table in the module docstring)."""
+    from tinygrad import Tensor
+
+    return {
+        "stacked": lambda ts: Tensor.stack(*[t.square().sum() for t in ts]).sum(),
+        "added": lambda ts: sum(t.square().sum() for t in ts),
+        "each stored": lambda ts: sum(t.square().sum().contiguous() for t in ts),
+        "concatenated": lambda ts: Tensor.cat(*[t.flatten() for t in ts]).square().sum(),
+        "cat, stored": lambda ts: Tensor.cat(*[t.flatten() for t in ts]).contiguous().square().sum(),
+    }
 
 
 def lora_shapes(d: int = 512, kv: int = 128, d_ff: int = 2048, layers: int = 6, r: int = 8) -> list[tuple[int, int]]:
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     tensors = [Tensor(a).realize() for a in arrays]
     want = sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays)
     print(f"{Device.DEFAULT}: {len(arrays)} tensors, {sum(a.size for a in arrays):,} values")
-    for name, fn in LAYOUTS.items():
+    for name, fn in layouts().items():
         ms, got = time_layout(fn, tensors, args.repeats)
         print(f"  {name:13s} {ms:8.3f} ms   relative error {abs(got - want) / want:.1e}")
 

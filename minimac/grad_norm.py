@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from tinygrad import Tensor
 
+from minimac.device import backend
+
 SERIAL_SUM_DEVICES = ("CPU",)  # where sum_all lets one kernel run the per-tensor sums one after another
 
 
@@ -30,7 +32,7 @@ def sum_all(tensors: list[Tensor]) -> Tensor:
     """
     if not tensors:
         raise ValueError("sum_all needs at least one tensor")
-    if str(tensors[0].device).split(":")[0] in SERIAL_SUM_DEVICES:
+    if backend(tensors[0]) in SERIAL_SUM_DEVICES:
         return sum(t.sum() for t in tensors)
     return sum(t.sum().contiguous() for t in tensors)
 

@@ -42,6 +42,8 @@ import os
 from tinygrad import Tensor, UOp, dtypes, function, nn
 from tinygrad.dtype import DType
 
+from minimac.device import backend
+
 MATMUL_DTYPES = {"float32": dtypes.float32, "bfloat16": dtypes.bfloat16, "float16": dtypes.float16}
 _operand_dtype: DType = dtypes.float32
 
@@ -81,7 +83,7 @@ def _k_chunks(a, b) -> int:
     in parallel and are added afterwards; S is a power of two that divides K, with at least MIN_CHUNK terms a chunk,
     and about SKINNY_OUTPUTS * 4 partial outputs in all. The CPU has two cores to fill: never split there.
     """
-    if a.ndim != 2 or b.ndim != 2 or str(a.device).startswith(NO_SPLIT_DEVICES):
+    if a.ndim != 2 or b.ndim != 2 or backend(a) in NO_SPLIT_DEVICES:
         return 1
     (M, K), N = a.shape, b.shape[1]
     if not all(isinstance(v, int) for v in (M, K, N)) or M * N >= SKINNY_OUTPUTS:
@@ -99,9 +101,17 @@ def _mm(a, b):
     if S == 1:
         return a.matmul(b, dtype=dtypes.float32)
     (M, K), N = a.shape, b.shape[1]
-    a_s = a.reshape(M, S, K // S).permute(1, 0, 2)                                     # (S, M, K/S)
-    partial = a_s.matmul(b.reshape(S, K // S, N), dtype=dtypes.float32).contiguous()   # (S, M, N), in parallel
-    return partial.sum(0).contiguous()  # partials stored first, as in _weight_grad_t; the sum stored too (see there)
+    return _sum_of_chunks(a.reshape(M, S, K // S).permute(1, 0, 2), b.reshape(S, K // S, N))  # (S, M, K/S) @ ...
+
+
+def _sum_of_chunks(a_s, b_s):
+    """(S, M, k) @ (S, k, N) -> (M, N): the S partial products of a split sum, made in parallel and then added.
+
+    Both stored: fused into the matmul, the sum over S made it a kernel of two sums again (which tensor cores do not
+    serve), and left unstored, every reader of the result (AdamW's three updates, the global norm) added the S
+    partials up again.
+    """
+    return _mm(a_s, b_s).contiguous().sum(0).contiguous()
 
 
 def _matmul_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp]:
@@ -127,14 +137,11 @@ def _weight_grad_t(grad: UOp, a: UOp) -> UOp:
     """
     g, a = grad.cast(_operand_dtype), _operand(a).contiguous()
     M = a.shape[-2]
-    S = M // SPLIT_ROWS if a.ndim == 2 and M % SPLIT_ROWS == 0 and not str(a.device).startswith(NO_SPLIT_DEVICES) else 1
+    S = M // SPLIT_ROWS if a.ndim == 2 and M % SPLIT_ROWS == 0 and backend(a) not in NO_SPLIT_DEVICES else 1
     if S <= 1:
         return _mm(g.transpose(-1, -2).contiguous(), a)
     g_t = g.reshape(S, M // S, g.shape[-1]).transpose(-1, -2).contiguous()                  # (S, N, M/S)
-    partial = _mm(g_t, a.reshape(S, M // S, a.shape[-1])).contiguous()                      # (S, N, K)
-    # partials stored first: fused into the matmul, the sum over S made it a two-sum kernel again. The sum is stored
-    # too: unstored, every reader (AdamW's three updates, the global norm) added up the S partials again
-    return partial.sum(0).contiguous()
+    return _sum_of_chunks(g_t, a.reshape(S, M // S, a.shape[-1]))                           # (N, K)
 
 
 @function(grad_fxn=_matmul_backward)
@@ -194,7 +201,7 @@ def low_rank_linear(x: Tensor, weight: Tensor) -> Tensor:
     gradients only added kernels (206 for nano's LoRA step, each a few microseconds of work and more of dispatch:
     4-6 ms a step), so it keeps tinygrad's plain matmul and backward pass.
     """
-    if str(x.device).startswith(NO_SPLIT_DEVICES):
+    if backend(x) in NO_SPLIT_DEVICES:
         return x @ weight.transpose()
     return linear(x, weight)
 

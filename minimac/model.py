@@ -36,6 +36,7 @@ from tinygrad.nn import Embedding
 from tinygrad.nn.state import get_state_dict
 
 from minimac.attention import GroupedQueryAttention
+from minimac.device import backend
 from minimac.feedforward import SwiGLU
 from minimac.linear import Linear, embedding
 from minimac.norm import RMSNorm
@@ -231,7 +232,7 @@ class Transformer:
         if host is not None:
             check_ids(host, self.config.vocab_size)
         # the weight gradient: nn.Embedding's atomic scatter-add where tinygrad has one, else a matmul (linear.py)
-        if str(self.token_embedding.weight.device).split(":")[0] in ATOMIC_EMBEDDING_DEVICES:
+        if backend(self.token_embedding.weight) in ATOMIC_EMBEDDING_DEVICES:
             with Context(USE_ATOMICS=1):
                 x = self.token_embedding(tokens)                            # (B, T, d)
         else:
