@@ -25,8 +25,8 @@ Mixed precision (`set_matmul_dtype("bfloat16")`, or MINIMAC_MATMUL_DTYPE): every
 precision and stored once that way, so that tensor cores load them directly; sums, results, weights, gradients and
 the optimizer stay float32, as in torch.autocast. On GPUs two more things keep tensor cores fed: a weight gradient's
 sum over the tokens is split into chunks (`_weight_grad_t`), and the embedding's gradient is a one-hot matmul
-(`embedding`). And on GPUs a matmul with a skinny result (LoRA's rank-8 side) splits its sum the same way
-(`_k_chunks`), so that enough threads share the work. Off by default: float32 is exact and what the tests compare with numpy, and the CPU gains nothing.
+(`embedding`). And on GPUs a matmul with few outputs (LoRA's rank-8 side, the 512-token matmuls of a LoRA step)
+splits its sum the same way (`_k_chunks`), so that enough threads share the work. Off by default: float32 is exact and what the tests compare with numpy, and the CPU gains nothing.
 
 Worked example: matmul(Tensor([[1., 2.]]), Tensor([[3.], [4.]])) -> [[11.]], and its gradients are those of `a @ b`
 (tests/test_speed_paths.py checks values and gradients against numpy; tests/test_mixed_precision.py the half
@@ -70,26 +70,30 @@ def _operand(t):
     return t if t.dtype == _operand_dtype else t.cast(_operand_dtype).contiguous()
 
 
-SKINNY_OUTPUTS = 1 << 16  # on GPUs, a 2-D matmul with fewer outputs than this splits its sum (`_k_chunks`)
+SPLIT_OUTPUTS = 1 << 20  # on GPUs, a 2-D matmul with fewer outputs than this splits its sum (`_k_chunks`)
 MIN_CHUNK = 64           # ... into chunks of at least this many terms
 
 
 def _k_chunks(a, b) -> int:
-    """How many chunks the sum of a (M, K) @ b (K, N) is split into: 1, except on GPUs for a skinny result.
+    """How many chunks the sum of a (M, K) @ b (K, N) is split into: 1, except on GPUs for a result of fewer than
+    SPLIT_OUTPUTS entries.
 
     A GPU thread computes an output (or a few) with a loop over K. LoRA's matmuls have r = 8 columns or rows:
     (tokens, in) @ (in, 8) makes 4,096 outputs for 512 tokens, too few threads for an H100, each with a loop of 512
-    to 2,048 steps (60-100 GFLOPS, 14 ms of the 46 ms LoRA step of `small`). Split into S chunks, S partial sums run
-    in parallel and are added afterwards; S is a power of two that divides K, with at least MIN_CHUNK terms a chunk,
-    and about SKINNY_OUTPUTS * 4 partial outputs in all. The CPU has two cores to fill: never split there.
+    to 2,048 steps (60-100 GFLOPS, 14 ms of the 46 ms LoRA step of `small`). The base model's matmuls in the same
+    step are little better: (512, 2048) @ (2048, 512) is 262,144 outputs, a few dozen tiles for 132 SMs, and ran at
+    3-5 TFLOPS. Split into S chunks, S partial sums run in parallel and are added afterwards; S is a power of two
+    that divides K, with at least MIN_CHUNK terms a chunk, and about SPLIT_OUTPUTS * 4 partial outputs in all.
+    Training batches (4,096 tokens x 512 and up) are above the limit and keep one sum. The CPU has two cores to fill:
+    never split there.
     """
     if a.ndim != 2 or b.ndim != 2 or backend(a) in NO_SPLIT_DEVICES:
         return 1
     (M, K), N = a.shape, b.shape[1]
-    if not all(isinstance(v, int) for v in (M, K, N)) or M * N >= SKINNY_OUTPUTS:
+    if not all(isinstance(v, int) for v in (M, K, N)) or M * N >= SPLIT_OUTPUTS:
         return 1
     S = 1
-    while K % (2 * S) == 0 and K // (2 * S) >= MIN_CHUNK and M * N * S < 4 * SKINNY_OUTPUTS:
+    while K % (2 * S) == 0 and K // (2 * S) >= MIN_CHUNK and M * N * S < 4 * SPLIT_OUTPUTS:
         S *= 2
     return S
 

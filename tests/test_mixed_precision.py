@@ -83,7 +83,7 @@ def test_split_weight_gradient_equals_numpy(monkeypatch, dtype):
 
 @pytest.mark.parametrize("m, k, n", [(32, 256, 4), (4, 512, 16), (8, 192, 8)])
 def test_skinny_matmuls_split_their_sum_on_gpus_with_the_same_numbers(monkeypatch, m, k, n):
-    """The GPU path for LoRA-shaped matmuls: a result of fewer than SKINNY_OUTPUTS entries sums K in chunks."""
+    """The GPU path for LoRA-shaped matmuls: a result of fewer than SPLIT_OUTPUTS entries sums K in chunks."""
     monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
     an, bn = operands(m, k, n, seed=5)
     S = linear._k_chunks(Tensor(an), Tensor(bn))
@@ -92,6 +92,21 @@ def test_skinny_matmuls_split_their_sum_on_gpus_with_the_same_numbers(monkeypatc
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-4)
     monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ("CPU",))
     assert linear._k_chunks(Tensor(an).to("CPU"), Tensor(bn).to("CPU")) == 1  # never on the CPU
+
+
+def test_which_gpu_matmuls_split_their_sum(monkeypatch):
+    """Few outputs split (a LoRA step's 512-token matmuls, rank-8 results); a training batch's matmuls do not."""
+    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+
+    def chunks(m, k, n):
+        return linear._k_chunks(Tensor.empty(m, k), Tensor.empty(k, n))
+
+    assert chunks(512, 2048, 512) == 16         # 262,144 outputs: 16 chunks of 128 terms, 4M partial outputs
+    assert chunks(512, 512, 8) == 8             # LoRA's down-projection: 8 chunks of 64 (MIN_CHUNK)
+    assert chunks(4096, 512, 2048) == 1         # small's training batch: 8M outputs, plenty of threads
+    assert chunks(512, 96, 512) == 1            # 96 terms cannot be halved into chunks of 64
+    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ("CPU",))
+    assert chunks(512, 2048, 512) == 1          # never on the CPU
 
 
 def test_embedding_rows_and_matmul_gradient_equal_numpy_and_nn_embedding():
@@ -187,7 +202,7 @@ def test_lora_layers_take_the_split_gpu_path_with_the_same_numbers(monkeypatch):
     and the adapter's gradients equal the CPU's plain path."""
     from minimac import lora
 
-    monkeypatch.setattr(linear, "SKINNY_OUTPUTS", 1 << 12)   # this toy's (24, 8) results count as skinny
+    monkeypatch.setattr(linear, "SPLIT_OUTPUTS", 1 << 12)    # this toy's (24, 8) results count as few
     monkeypatch.setattr(linear, "MIN_CHUNK", 8)
     model, x, y = model_and_batch(2)
     lora.inject_lora(model, lora.LoRAConfig(r=4), "a")
