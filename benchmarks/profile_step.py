@@ -3,6 +3,8 @@
 Runs three warm-up steps (compile + JIT capture), then one step under tinygrad's DEBUG=2, which prints each kernel's
 name, time and GFLOPS; this script captures those lines and sums them. Kernel names encode the loop shape
 (`r_` = has a reduction, `E_` = elementwise), which is usually enough to tell which layer a kernel belongs to.
+The jits run with JIT=2 (no graphs: CUDA graphs, minimac.cpu_graph), so that every kernel is launched and timed on
+its own; the step's wall time is then longer than in training, and its kernel time the same.
 
     python benchmarks/profile_step.py --preset nano                      # the CPU here
     python benchmarks/profile_step.py --preset nano --lora               # one LoRA step of learn_from_text (8 x 64)
@@ -76,7 +78,11 @@ def lora_step_kernels(cfg) -> list[tuple[float, str, float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from tinygrad.helpers import JIT
+
     from minimac.model import ModelConfig
+
+    JIT.value = 2  # kernels one by one, each with its own DEBUG=2 line (a graph would run the batch as one)
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="nano")

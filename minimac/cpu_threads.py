@@ -143,11 +143,32 @@ int minimac_parallel(u64 kernel, u64 parts, u64 slot, u64 nargs, const u64 *args
   pthread_mutex_unlock(&call_mu);
   return 0;
 }
+
+/* Run n kernels in order (minimac/cpu_graph.py). table holds, per kernel: kernel, parts, core_id's slot, nargs and
+   then its nargs arguments. A kernel of one part is called here directly; more parts go to the pool. 0 on success. */
+int minimac_run_kernels(u64 n, const u64 *table) {
+  for (u64 i = 0; i < n; i++) {
+    u64 kernel = table[0], parts = table[1], slot = table[2], nargs = table[3];
+    if (nargs > NARGS) return -1;
+    if (parts > 1) {
+      if (minimac_parallel(kernel, parts, slot, nargs, table + 4) != 0) return -1;
+    } else {
+      u64 a[NARGS] = {0};
+      memcpy(a, table + 4, nargs * sizeof(u64));
+      ((kernel_fn)kernel)(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
+         a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30],
+         a[31], a[32], a[33], a[34], a[35], a[36], a[37], a[38], a[39], a[40], a[41], a[42], a[43], a[44], a[45], a[46],
+         a[47], a[48], a[49], a[50], a[51], a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59]);
+    }
+    table += 4 + nargs;
+  }
+  return 0;
+}
 """
 
 # tinygrad's original, kept on tinygrad's class so that a second import of this module (importlib.reload) finds it
 _tinygrad_call = CPUProgram._tinygrad_call = getattr(CPUProgram, "_tinygrad_call", CPUProgram.__call__)
-_pool = None        # the ctypes function, once built; False when building failed
+_library = None        # the loaded library, once built; False when building failed
 
 
 def library_path() -> Path:
@@ -175,21 +196,28 @@ def _build() -> Path:
     return path
 
 
-def pool():
-    """The C function `minimac_parallel`, built and loaded on first use; None if that failed (with one warning)."""
-    global _pool
-    if _pool is None:
+def library() -> ctypes.CDLL | None:
+    """The compiled C_SOURCE, built and loaded on first use; None if that failed (with one warning)."""
+    global _library
+    if _library is None:
         try:
-            fn = ctypes.CDLL(str(_build())).minimac_parallel
-            fn.argtypes = [ctypes.c_uint64] * 4 + [ctypes.c_void_p]
-            fn.restype = ctypes.c_int
-            _pool = fn
+            lib = ctypes.CDLL(str(_build()))
+            lib.minimac_parallel.argtypes = [ctypes.c_uint64] * 4 + [ctypes.c_void_p]
+            lib.minimac_run_kernels.argtypes = [ctypes.c_uint64, ctypes.c_void_p]
+            lib.minimac_parallel.restype = lib.minimac_run_kernels.restype = ctypes.c_int
+            _library = lib
         except (OSError, subprocess.CalledProcessError) as e:
             detail = e.stderr.decode(errors="replace")[-500:] if isinstance(e, subprocess.CalledProcessError) else e
             warnings.warn(f"minimac.cpu_threads: could not build the CPU thread pool ({detail}); CPU kernels run their "
                           "parts one after the other, as tinygrad does", RuntimeWarning, stacklevel=2)
-            _pool = False
-    return _pool or None
+            _library = False
+    return _library or None
+
+
+def pool():
+    """The C function `minimac_parallel(kernel, parts, slot, nargs, args)`, or None if the library cannot be built."""
+    lib = library()
+    return lib.minimac_parallel if lib else None
 
 
 def parallel_call(self: CPUProgram, *bufs, global_size=(1, 1, 1), local_size=(1, 1, 1), vals=(), wait=False,

@@ -96,7 +96,7 @@ def test_split_kernels_go_through_the_pool_with_tinygrads_numbers(monkeypatch):
 def test_a_pool_that_cannot_be_built_falls_back_with_a_warning(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIMAC_CACHE", str(tmp_path))         # nothing built there yet
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setattr(cpu_threads, "_pool", None)
+    monkeypatch.setattr(cpu_threads, "_library", None)
     with pytest.warns(RuntimeWarning, match="could not build the CPU thread pool"):
         assert cpu_threads.pool() is None
     assert cpu_threads.pool() is None                           # decided once: no second warning, no second try
