@@ -13,11 +13,13 @@ nano LoRA step launches 565 kernels: 21 of its 75 ms were dispatch, 54 ms kernel
 
 and each replay patches the addresses of the jit's input buffers into the table and makes one ctypes call,
 `minimac_run_kernels(n, table)` (minimac/cpu_threads.py's C_SOURCE), which calls the kernels in order; a kernel that
-tinygrad split into parts runs them on cpu_threads' pool. Kernels with symbolic variables (the KV cache's position
-while decoding) stay outside the graph and keep tinygrad's dispatch, as do copies.
+tinygrad split into parts runs them on cpu_threads' pool. A symbolic variable that is a kernel argument (the KV
+cache's position while decoding) is written into the table per replay like the inputs; a kernel whose launch size is
+symbolic stays outside the graph and keeps tinygrad's dispatch, as do copies.
 
 `install()` makes every CPU device use it (`import minimac` calls it; MINIMAC_CPU_GRAPH=0, or JIT=2, keeps
-tinygrad's dispatch). It needs cpu_threads' library; without one (no clang, Windows) tinygrad's dispatch stays.
+tinygrad's dispatch). It needs cpu_threads' library, built on the first jit of CPU kernels; without one (no clang,
+Windows) tinygrad's dispatch stays.
 
 Worked example: any jitted function on the CPU, e.g. `step = TinyJit(lambda a, b: (a @ b).relu().realize())`. Its
 third call replays both kernels through one `CPUGraph` and gives the numbers of tinygrad's own replay bit for bit
@@ -47,16 +49,20 @@ class CPUGraph(GraphRunner):
         super().__init__(linear, input_uops)
         words: list[int] = []
         self.patches: list[tuple[int, int]] = []   # (word in the table, input slot): the jit's inputs, set per replay
+        self.var_words: list[tuple[int, int]] = []  # (word in the table, index in self.vars): set per replay
         for j, ((_, ast, bufs, _), runtime) in enumerate(zip(self.calls, self.runtimes, strict=True)):
             info = ast.arg
             slot = runtime.runtimevars.get("core_id")      # its place among the kernel's arguments
-            global_size, _ = info.launch_dims({})
+            placeholders = {v.expr: 0 for v in info.vars}
+            global_size, _ = info.launch_dims(placeholders)   # not symbolic (supports_uop)
             args = [bufs[i].get_buf(bufs[i].device).va_addr for i in info.globals]
-            args += [0 if v is None else v for v in info.vals({})]
+            args += [0 if v is None else v for v in info.vals(placeholders)]
             start = len(words) + HEADER
             for pos, input_slot in self.uop_replace[j]:     # pos: the argument's place among the call's buffers
                 if pos in info.globals:
                     self.patches.append((start + info.globals.index(pos), input_slot))
+            for i, var_index in self.var_vals_replace.get(j, []):   # i: the variable's place among info.vars
+                self.var_words.append((start + len(info.globals) + i, var_index))
             parts = global_size[0] if slot is not None else 1
             words += [runtime.addr, parts, 0 if slot is None else slot, len(args), *args]
         self.table = np.array(words, dtype=np.uint64)
@@ -67,6 +73,10 @@ class CPUGraph(GraphRunner):
         for word, input_slot in self.patches:
             buf = input_uops[input_slot].buffer.ensure_allocated()
             self.table[word] = buf.get_buf(buf.device).va_addr
+        if self.var_words:
+            values = [var_vals[v] for v in self.vars]
+            for word, var_index in self.var_words:
+                self.table[word] = values[var_index]
         st = time.perf_counter()
         if self.run(self.n, self.table.ctypes.data) != 0:
             raise RuntimeError("minimac.cpu_graph: a kernel table entry was refused (more than 60 arguments or parts)")
@@ -74,12 +84,16 @@ class CPUGraph(GraphRunner):
 
     @staticmethod
     def supports_uop(batch_devs, new_call: UOp) -> bool:
-        """Programs on one CPU device, without symbolic variables (their values would change per replay), and not
-        compiled by the LVP renderer (which takes its arguments another way)."""
+        """Programs on one CPU device whose launch size is a number (a symbolic variable may be an argument, like
+        the KV cache's position while decoding, but not the number of parts), and not compiled by the LVP renderer
+        (which takes its arguments another way)."""
         if not GraphRunner.supports_uop(batch_devs, new_call):
             return False
         info = new_call.src[0].arg
-        if any(v.expr not in info.runtimevars for v in info.vars) or info.global_size[0] > 64:
+        if not all(isinstance(d, int) for d in (*info.global_size, *(info.local_size or ()))) \
+                or info.global_size[0] > 64:
+            return False
+        if cpu_threads.library() is None:          # built on the first CPU jit; without it tinygrad's dispatch stays
             return False
         return all(not getattr(d, "renderer", None) or type(d.renderer).__name__ != "LVPRenderer" for d in batch_devs)
 
@@ -95,18 +109,17 @@ def _init_with_graph(self, device: str = ""):
 
 
 def _enabled() -> bool:
-    return os.environ.get("MINIMAC_CPU_GRAPH", "1") != "0" and sys.platform != "win32" \
-        and cpu_threads.library() is not None
+    return os.environ.get("MINIMAC_CPU_GRAPH", "1") != "0" and sys.platform != "win32"
 
 
 def install() -> bool:
     """CPU devices opened from now on (and one already open) replay jits through CPUGraph. False when
-    MINIMAC_CPU_GRAPH=0, on Windows, or without cpu_threads' library."""
-    if os.environ.get("MINIMAC_CPU_GRAPH", "1") == "0" or sys.platform == "win32":
+    MINIMAC_CPU_GRAPH=0 or on Windows. The C library is built on the first jit of CPU kernels, not here."""
+    if not _enabled():
         return False
     CPUDevice.__init__ = _init_with_graph
     for name in Device._opened_devices:
-        if name.split(":")[0] == "CPU" and _enabled():
+        if name.split(":")[0] == "CPU":
             Device[name].graph = CPUGraph
     return True
 

@@ -1,6 +1,6 @@
 """minimac.cpu_graph: a jitted CPU step replays through CPUGraph, with new inputs each time, and gives the numbers of
-tinygrad's own dispatch bit for bit; kernels with symbolic variables (cached decoding) stay outside and decode the
-same tokens; MINIMAC_CPU_GRAPH=0 leaves tinygrad alone."""
+tinygrad's own dispatch bit for bit; cached decoding, whose kernels take the position as a symbolic variable, decodes
+the same tokens through it; MINIMAC_CPU_GRAPH=0 leaves tinygrad alone."""
 import os
 
 import numpy as np
@@ -73,7 +73,7 @@ def test_new_inputs_reach_the_kernels(graph_runs):
     assert graph_runs, "the jit's kernels should have run as one CPUGraph"
 
 
-def test_cached_decoding_keeps_its_variable_kernels_outside_and_the_same_tokens():
+def test_cached_decoding_gives_the_same_tokens_through_the_graph(graph_runs):
     from minimac.generate import generate
     from minimac.model import ModelConfig, Transformer
 
@@ -83,6 +83,7 @@ def test_cached_decoding_keeps_its_variable_kernels_outside_and_the_same_tokens(
     prompt = [1, 5, 9, 2, 7]
     assert cpu_graph.install()
     with_graph = generate(model, prompt, max_new_tokens=6, temperature=0.0)
+    assert graph_runs, "the decoding jit should replay through CPUGraph"
     cpu_graph.uninstall()
     try:
         Tensor.manual_seed(3)
