@@ -80,14 +80,18 @@ static unsigned created_at[MAX_THREADS];  /* the generation when each pool threa
 static pthread_mutex_t sleep_mu = PTHREAD_MUTEX_INITIALIZER, call_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 
+static void call_kernel(kernel_fn fn, const u64 *a) {   /* a: NARGS words; the kernel reads the ones it takes */
+  fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17],
+     a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30], a[31], a[32], a[33], a[34],
+     a[35], a[36], a[37], a[38], a[39], a[40], a[41], a[42], a[43], a[44], a[45], a[46], a[47], a[48], a[49], a[50], a[51],
+     a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59]);
+}
+
 static void run_part(int part) {
   u64 a[NARGS];
   memcpy(a, job_args, sizeof a);
   a[job_slot] = (u64)part;
-  job_fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16],
-         a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30], a[31], a[32],
-         a[33], a[34], a[35], a[36], a[37], a[38], a[39], a[40], a[41], a[42], a[43], a[44], a[45], a[46], a[47], a[48],
-         a[49], a[50], a[51], a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59]);
+  call_kernel(job_fn, a);
 }
 
 static void *pool_thread(void *arg) {
@@ -155,10 +159,7 @@ int minimac_run_kernels(u64 n, const u64 *table) {
     } else {
       u64 a[NARGS] = {0};
       memcpy(a, table + 4, nargs * sizeof(u64));
-      ((kernel_fn)kernel)(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
-         a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30],
-         a[31], a[32], a[33], a[34], a[35], a[36], a[37], a[38], a[39], a[40], a[41], a[42], a[43], a[44], a[45], a[46],
-         a[47], a[48], a[49], a[50], a[51], a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59]);
+      call_kernel((kernel_fn)kernel, a);
     }
     table += 4 + nargs;
   }
