@@ -21,9 +21,9 @@ symbolic stays outside the graph and keeps tinygrad's dispatch, as do copies.
 tinygrad's dispatch). It needs cpu_threads' library, built on the first jit of CPU kernels; without one (no clang,
 Windows) tinygrad's dispatch stays.
 
-Worked example: any jitted function on the CPU, e.g. `step = TinyJit(lambda a, b: (a @ b).relu().realize())`. Its
-third call replays both kernels through one `CPUGraph` and gives the numbers of tinygrad's own replay bit for bit
-(tests/test_cpu_graph.py). Profile with JIT=2 to see kernels one by one (`benchmarks/profile_step.py` does).
+Worked example: any jitted function on the CPU, e.g. `step = TinyJit(lambda a: ((a @ b).relu().contiguous() *
+2).sum(1).realize())`, two kernels. From its second call (the capture) on, both run through one `CPUGraph`, with the
+numbers of tinygrad's own replay bit for bit (tests/test_cpu_graph.py). Profile with JIT=2 to see kernels one by one (`benchmarks/profile_step.py` does).
 """
 from __future__ import annotations
 
