@@ -23,7 +23,8 @@ Windows) tinygrad's dispatch stays.
 
 Worked example: any jitted function on the CPU, e.g. `step = TinyJit(lambda a: ((a @ b).relu().contiguous() *
 2).sum(1).realize())`, two kernels. From its second call (the capture) on, both run through one `CPUGraph`, with the
-numbers of tinygrad's own replay bit for bit (tests/test_cpu_graph.py). Profile with JIT=2 to see kernels one by one (`benchmarks/profile_step.py` does).
+numbers of tinygrad's own replay bit for bit (tests/test_cpu_graph.py). Profile with JIT=2 to see kernels one by
+one (`benchmarks/profile_step.py` does).
 """
 from __future__ import annotations
 

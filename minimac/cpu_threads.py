@@ -69,7 +69,8 @@ typedef uint64_t u64;
 #define A10 u64, u64, u64, u64, u64, u64, u64, u64, u64, u64
 typedef void (*kernel_fn)(A10, A10, A10, A10, A10, A10);   /* tinygrad passes every argument as a 64-bit word */
 
-static kernel_fn job_fn;                 /* the job: which kernel, its arguments, which one is core_id, how many parts */
+/* the job: which kernel, its arguments, which one is core_id, how many parts */
+static kernel_fn job_fn;
 static u64 job_args[NARGS];
 static int job_slot, job_parts;
 static atomic_uint generation;           /* bumped once per job: pool threads wait for it to change */
@@ -81,10 +82,10 @@ static pthread_mutex_t sleep_mu = PTHREAD_MUTEX_INITIALIZER, call_mu = PTHREAD_M
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 
 static void call_kernel(kernel_fn fn, const u64 *a) {   /* a: NARGS words; the kernel reads the ones it takes */
-  fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17],
-     a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30], a[31], a[32], a[33], a[34],
-     a[35], a[36], a[37], a[38], a[39], a[40], a[41], a[42], a[43], a[44], a[45], a[46], a[47], a[48], a[49], a[50], a[51],
-     a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59]);
+  fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16],
+     a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30], a[31], a[32],
+     a[33], a[34], a[35], a[36], a[37], a[38], a[39], a[40], a[41], a[42], a[43], a[44], a[45], a[46], a[47], a[48],
+     a[49], a[50], a[51], a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59]);
 }
 
 static void run_part(int part) {
@@ -188,8 +189,8 @@ def _build() -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
     os.close(fd)
     try:
-        subprocess.run([os.environ.get("CC", "clang"), "-O2", "-shared", "-fPIC", "-pthread", "-x", "c", "-", "-o", tmp],
-                       input=C_SOURCE.encode(), check=True, capture_output=True)
+        cmd = [os.environ.get("CC", "clang"), "-O2", "-shared", "-fPIC", "-pthread", "-x", "c", "-", "-o", tmp]
+        subprocess.run(cmd, input=C_SOURCE.encode(), check=True, capture_output=True)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -226,15 +227,14 @@ def parallel_call(self: CPUProgram, *bufs, global_size=(1, 1, 1), local_size=(1,
     """CPUProgram.__call__ (tinygrad 0.14.0), except that a THREAD-split kernel runs its parts on the pool."""
     slot = self.runtimevars.get("core_id")
     fn = pool() if slot is not None and global_size[0] > 1 and not self.lvp else None
-    if fn is None:
-        return _tinygrad_call(self, *bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait,
-                              timeout=timeout)
-    st = time.perf_counter()
-    args = [b.va_addr for b in bufs] + [0 if v is None else v for v in vals]   # core_id's value is None: the pool sets it
-    if fn(self.addr, global_size[0], slot, len(args), (ctypes.c_uint64 * len(args))(*args)) != 0:
-        return _tinygrad_call(self, *bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait,
-                              timeout=timeout)
-    return time.perf_counter() - st if wait else None
+    if fn is not None:
+        st = time.perf_counter()
+        args = [b.va_addr for b in bufs] + [0 if v is None else v for v in vals]  # core_id is None: the pool sets it
+        if fn(self.addr, global_size[0], slot, len(args), (ctypes.c_uint64 * len(args))(*args)) == 0:
+            return time.perf_counter() - st if wait else None
+    # not split, no pool, or refused by it (more than 64 parts or 60 arguments): tinygrad's loop
+    return _tinygrad_call(self, *bufs, global_size=global_size, local_size=local_size, vals=vals, wait=wait,
+                          timeout=timeout)
 
 
 def install() -> bool:

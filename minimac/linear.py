@@ -26,7 +26,8 @@ precision and stored once that way, so that tensor cores load them directly; sum
 the optimizer stay float32, as in torch.autocast. On GPUs two more things keep tensor cores fed: a weight gradient's
 sum over the tokens is split into chunks (`_weight_grad_t`), and the embedding's gradient is a one-hot matmul
 (`embedding`). And on GPUs a matmul with few outputs (LoRA's rank-8 side, the 512-token matmuls of a LoRA step)
-splits its sum the same way (`_k_chunks`), so that enough threads share the work. Off by default: float32 is exact and what the tests compare with numpy, and the CPU gains nothing.
+splits its sum the same way (`_k_chunks`), so that enough threads share the work. Off by default: float32 is exact
+and what the tests compare with numpy, and the CPU gains nothing.
 
 Worked example: matmul(Tensor([[1., 2.]]), Tensor([[3.], [4.]])) -> [[11.]], and its gradients are those of `a @ b`
 (tests/test_speed_paths.py checks values and gradients against numpy; tests/test_mixed_precision.py the half

@@ -20,7 +20,8 @@ def graph_runs(monkeypatch):
     """Kernels per CPUGraph replay, in order."""
     runs = []
     call = cpu_graph.CPUGraph.__call__
-    monkeypatch.setattr(cpu_graph.CPUGraph, "__call__", lambda self, *a, **k: runs.append(self.n) or call(self, *a, **k))
+    monkeypatch.setattr(cpu_graph.CPUGraph, "__call__",
+                        lambda self, *a, **k: runs.append(self.n) or call(self, *a, **k))
     return runs
 
 
