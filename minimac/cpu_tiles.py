@@ -28,15 +28,16 @@ searches for 20-60 s per kernel shape.
 `install()` hooks this into tinygrad. It replaces the heuristic with `hand_coded_optimizations` below. tinygrad
 compiles in worker processes started with `spawn`, which do not see the parent's hook, so `install()` also makes
 tinygrad start its workers with an initializer that installs it there. `import minimac` calls it. It leaves kernels
-alone on devices with local memory (CUDA, METAL): their heuristic is a different one. Set MINIMAC_CPU_TILES=0 to
-keep tinygrad's own choice everywhere.
+alone on devices with local memory (CUDA, METAL): their heuristic is a different one, and `minimac.gpu_tiles` adds
+larger tensor-core tiles on NVIDIA GPUs through the same hook. Set MINIMAC_CPU_TILES=0 to keep tinygrad's own choice
+everywhere (MINIMAC_GPU_TILES=0: only on GPUs).
 
 Worked example: for `a @ b` with a (1024, 128) and b (128, 2048), `tile_axes` finds n = the 2048 axis and m = the
 1024 axis. The kernel becomes r_128_128_2_4_4_4_128: 1024 = 128 x 2 (threads) x 4 (upcast), 2048 = 128 x 4 x 4.
 The numbers are those of `a @ b`, up to float32 rounding in the order of the sum (tests/test_cpu_tiles.py).
 
 Not covered: the attention score kernels and the cross-entropy reductions over the vocabulary keep tinygrad's
-heuristic (their operands are not laid out for an outer product); GPU schedules are untouched.
+heuristic (their operands are not laid out for an outer product); GPU schedules are `minimac.gpu_tiles`'s.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ import tinygrad.engine.worker as _worker
 from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
 from tinygrad.helpers import PARALLEL, getenv, prod
 from tinygrad.uop.ops import AxisType, Ops
+
+from minimac import gpu_tiles
 
 N_TILE, M_TILE = 16, 4                          # outputs kept in registers: 4 rows x 16 columns
 # tinygrad's originals, kept on tinygrad's modules so that a second import of this module (importlib.reload) finds them
@@ -192,8 +195,9 @@ def transposed(k):
 
 
 def hand_coded_optimizations(k):
-    """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`) and transposes."""
-    return tiled(k) or transposed(k) or _tinygrad_heuristic(k)
+    """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`), CPU transposes, and
+    tensor-core kernels on NVIDIA GPUs (`minimac.gpu_tiles`, which this hook serves too)."""
+    return tiled(k) or transposed(k) or gpu_tiles.tc_tiled(k) or _tinygrad_heuristic(k)
 
 
 def _init_worker() -> None:

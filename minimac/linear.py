@@ -125,7 +125,11 @@ def _matmul_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp]:
     # (M, N) @ (N, K): for b = W^T this is W itself, contiguous along K. Stored, so that where a layer's input feeds
     # several matmuls (q, k, v; w1, w3) their gradients are added after, not fused into one multi-sum kernel
     da = _mm(grad, b.transpose(-1, -2)).contiguous()
-    return da, _weight_grad_t(grad, a).transpose(-1, -2)  # for b = W^T, W's gradient is db_t itself: (out, in)
+    # db_t stored as the matmul makes it: left unstored, a reader's layout (attention's dK, transposed back into
+    # k_proj's (B, T, Hkv * hd)) was fused into the matmul's store, the merged Hkv * hd axis is not one affine index,
+    # and tensor cores did not apply (5.6 TFLOPS, 7 ms of the medium bf16 step on the H100)
+    db_t = _weight_grad_t(grad, a).contiguous()
+    return da, db_t.transpose(-1, -2)  # for b = W^T, W's gradient is db_t itself: (out, in)
 
 
 SPLIT_ROWS = 512            # on GPUs, a weight gradient sums over the tokens in chunks of this many rows

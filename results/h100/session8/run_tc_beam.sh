@@ -1,0 +1,6 @@
+# session 8, call B: BEAM 4 on the three largest tensor-core kernels of the medium bf16 step; big non-TC reductions
+source .gpu/env.sh
+# (.gpu/tc_search.py was the first version of benchmarks/tc_search.py: grid "big" is its GRID; grid "small" was up N, M in {2, 4}, LOCAL N in {1, 2, 4}, LOCAL M in {1, 2}, UNROLL K in {1, 2})
+rm -f /tmp/tgc.db*; gunzip -c .gpu/tg_cache.db.gz > /tmp/tgc.db; export CACHEDB=/tmp/tgc.db
+timeout 570 python3 .gpu/tc_search.py --preset medium --batch-size 8 --seq-len 512 --grid none --beam 4 --beam-top 3 --json $OUT/tc_beam.json 2>&1 | grep -v "^\s*$" | tail -60
+gzip -c /tmp/tgc.db > $OUT/tg_cache.db.gz
