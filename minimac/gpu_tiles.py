@@ -13,7 +13,7 @@ each A fragment used 8 times and each B fragment 4 times.
     minimac:   TC, UPCAST M by 4, UPCAST N by 8 (as 4 x 2); the first of 8, 4, 5, 3, 2 / 4, 5, 3, 2 that divides
 
 Measured on an H100 for the tensor-core kernels of the `medium` bfloat16 training step (up to 24 schedules per
-kernel: N by 4 or 8, M by 2, 4 or 8, locals or none, block order swapped or not; `.gpu/tc_search.py`, results in
+kernel: N by 4 or 8, M by 2, 4 or 8, locals or none, block order swapped or not; `benchmarks/tc_search.py`, results in
 `results/h100/session8/tc_grid_big.json`): for 18 kernel shapes, this tile came within 5% of the fastest schedule
 for 16 and within 10% for all; the 18 kernels took 5.3 ms instead of 8.4 ms with tinygrad's choice, the
 (4,096 x 768) x (768 x 3,072) kind of matmul 70-77 TFLOPS instead of 42-44. BEAM search at width 4 found 76-94
