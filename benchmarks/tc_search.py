@@ -60,13 +60,6 @@ def timed(k, rawbufs, var_vals, runs: int = 5) -> float:
     return min(_time_program(to_program(ast, k.ren), var_vals, rawbufs, allow_test_size=False, cnt=runs))
 
 
-def _upcast_by(k, rng, total: int):
-    """UPCAST `rng` by `total` (8 as 4 x 2, as gpu_tiles does); returns the range left."""
-    for part in ((4, 2) if total == 8 else (total,)):
-        rng = k.apply_opt(Opt(OptOps.UPCAST, k.rngs.index(rng), part))[0]
-    return rng
-
-
 def _tflops(flops: int, us: float | None) -> str:
     return f"{flops / us / 1e6:5.1f} TF" if us else "  -  "
 
@@ -74,8 +67,8 @@ def _tflops(flops: int, us: float | None) -> str:
 def candidate(s, tc_opt, up_n: int, up_m: int, local: int, swap: bool):
     k = s.copy()
     rngs = k.apply_opt(tc_opt)                  # (N, M, K)
-    rngs[1] = _upcast_by(k, rngs[1], up_m)
-    rngs[0] = _upcast_by(k, rngs[0], up_n)
+    rngs[1] = gpu_tiles.upcast(k, rngs[1], up_m)
+    rngs[0] = gpu_tiles.upcast(k, rngs[0], up_n)
     if local > 1:
         rngs[0] = k.apply_opt(Opt(OptOps.LOCAL, k.rngs.index(rngs[0]), local))[0]
         rngs[1] = k.apply_opt(Opt(OptOps.LOCAL, k.rngs.index(rngs[1]), local))[0]
@@ -126,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         rawbufs = _ensure_buffer_alloc(rawbufs)
         flops = 2 * prod(int(x) for x in s.full_shape)
         theirs = cpu_tiles._tinygrad_heuristic(s)
-        ours = gpu_tiles.tc_tiled(s)
+        ours = gpu_tiles.tc_tiled(s, theirs)
         row = {"shape": [int(x) for x in s.full_shape], "flops": flops,
                "tinygrad_opts": [str(o) for o in theirs.applied_opts], "tinygrad_us": timed(theirs, rawbufs, var_vals) * 1e6,
                "minimac_opts": [str(o) for o in ours.applied_opts] if ours else None,

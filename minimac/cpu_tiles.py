@@ -197,7 +197,10 @@ def transposed(k):
 def hand_coded_optimizations(k):
     """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`), CPU transposes, and
     tensor-core kernels on NVIDIA GPUs (`minimac.gpu_tiles`, which this hook serves too)."""
-    return tiled(k) or transposed(k) or gpu_tiles.tc_tiled(k) or _tinygrad_heuristic(k)
+    if (ours := tiled(k) or transposed(k)) is not None:
+        return ours
+    theirs = _tinygrad_heuristic(k)
+    return gpu_tiles.tc_tiled(k, theirs) or theirs
 
 
 def _init_worker() -> None:

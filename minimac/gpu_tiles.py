@@ -23,7 +23,7 @@ nothing.
 Only for the devices it was measured on (`TC_DEVICES`: CUDA and NV, tinygrad's two NVIDIA backends); METAL and AMD
 have other tensor-core shapes and keep tinygrad's choice until someone measures them. The numbers are those of
 tinygrad's schedule up to float32 rounding in the order of the sum. `minimac.cpu_tiles` owns the hook into tinygrad
-and asks `tc_tiled` first; MINIMAC_GPU_TILES=0 turns this rule off.
+and hands `tc_tiled` tinygrad's choice for every kernel its CPU rules leave; MINIMAC_GPU_TILES=0 turns this rule off.
 
 Worked example: the forward matmul of medium's feed-forward, (4,096, 768) @ (768, 3,072) in bfloat16, gets
 TC, UPCAST 4, UPCAST 4, UPCAST 2: each warp computes a 64 x 64 block of C (16 x 8 blocks, 4 by 8 of them).
@@ -34,8 +34,6 @@ from __future__ import annotations
 import os
 
 from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
-from tinygrad.helpers import TC_OPT, TC_SELECT, USE_TC
-from tinygrad.uop.ops import AxisType
 
 TC_DEVICES = ("CUDA", "NV")   # measured on an H100 through CUDA; NV is tinygrad's other NVIDIA backend
 N_UP, M_UP = 8, 4             # tensor-core blocks per warp along N and along M
@@ -46,33 +44,32 @@ def enabled() -> bool:
     return os.environ.get("MINIMAC_GPU_TILES", "1") != "0"
 
 
-def _upcast(k, rng, most: int):
-    """UPCAST `rng` by the first of FACTORS (at most `most`) that divides it, 8 as 4 x 2; returns the range left."""
-    for f in FACTORS:
-        if f <= most and rng.src[0].divides(f) is not None:
-            for part in ((4, 2) if f == 8 else (f,)):
-                rng = k.apply_opt(Opt(OptOps.UPCAST, k.rngs.index(rng), part))[0]
-            return rng
+def upcast(k, rng, amount: int):
+    """UPCAST `rng` of Scheduler `k` by `amount` (8 as 4 x 2); returns the range left."""
+    for part in ((4, 2) if amount == 8 else (amount,)):
+        rng = k.apply_opt(Opt(OptOps.UPCAST, k.rngs.index(rng), part))[0]
     return rng
 
 
-def tc_tiled(k):
-    """`k` (tinygrad's Scheduler) with tensor cores and N_UP x M_UP blocks a warp, or None: not a tensor-core
-    kernel, not a measured device, turned off, or tinygrad refuses an opt (then its own heuristic decides)."""
-    if not enabled() or k.ren.target.device not in TC_DEVICES or not k.ren.tensor_cores or USE_TC.value <= 0:
+def _upcast_up_to(k, rng, most: int):
+    """UPCAST `rng` by the first of FACTORS (at most `most`) that divides it; returns the range left."""
+    for f in FACTORS:
+        if f <= most and rng.src[0].divides(f) is not None:
+            return upcast(k, rng, f)
+    return rng
+
+
+def tc_tiled(k, chosen):
+    """`k` (tinygrad's Scheduler) with N_UP x M_UP blocks a warp, given `chosen`, what tinygrad's heuristic made of
+    `k`; or None, which keeps `chosen`: no tensor cores in it, not a measured device, turned off, or tinygrad refuses
+    an opt. The tensor-core opt itself (which axis, which instruction) is tinygrad's, the first of `chosen`'s opts."""
+    if not enabled() or k.ren.target.device not in TC_DEVICES or getattr(chosen, "tensor_core", None) is None:
         return None
-    if len(k.axes_of(AxisType.GROUP_REDUCE, AxisType.REDUCE)) != 1 and TC_OPT.value < 1:
-        return None  # tinygrad's rule: without TC_OPT, tensor cores only for a single summed axis
-    for axis in range(3):
-        tk = k.copy()
-        try:
-            rngs = tk.apply_opt(Opt(OptOps.TC, axis, (TC_SELECT.value, TC_OPT.value, USE_TC.value)))
-        except KernelOptError:
-            continue
-        try:
-            rngs[1] = _upcast(tk, rngs[1], M_UP)   # rngs: (N, M, K) as the TC opt returns them
-            rngs[0] = _upcast(tk, rngs[0], N_UP)
-        except KernelOptError:
-            return None
-        return tk
-    return None
+    tk = k.copy()
+    try:
+        rngs = tk.apply_opt(chosen.applied_opts[0])   # (N, M, K), as the TC opt returns them
+        rngs[1] = _upcast_up_to(tk, rngs[1], M_UP)
+        rngs[0] = _upcast_up_to(tk, rngs[0], N_UP)
+    except KernelOptError:
+        return None
+    return tk
