@@ -350,9 +350,9 @@ def bench_lora(args, cfg) -> dict:
     from tinygrad import Tensor
 
     from minimac.learner import ContinualLearner
-    from minimac.mixing import chunk_ids, mixed_batch, new_chunk_schedule
+    from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
     from minimac.model import Transformer
-    from minimac.strategies import LearnerConfig
+    from minimac.learner.strategies import LearnerConfig
     from minimac.tokenizer import Tokenizer
 
     n_examples, seq = args.lora_examples, 64

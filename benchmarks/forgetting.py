@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from minimac import metrics
-from minimac.hooks import Controller
+from minimac.learner.hooks import Controller
 
 STRATEGIES = ("full", "full+replay", "full+replay+ewc", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
 NEURO = ("autonomous_lr", "neuromodulation", "hippocampus", "sleep")
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"'all' = every one, 'none' = no neuro run; default: {','.join(BEST_NEURO)} when --strategies "
                    "is not given, else none)")
     p.add_argument("--route-windows", type=int, default=ROUTE_WINDOWS, help="adapter-per-domain's automatic router "
-                   "picks the adapter with the lowest loss on a set's first N windows (1 = minimac.routing.route)")
+                   "picks the adapter with the lowest loss on a set's first N windows (1 = minimac.learner.routing.route)")
     for name in ("steps", "train_chars", "eval_chars", "base_chars", "tokenizer_chars", "base_steps"):
         p.add_argument("--" + name.replace("_", "-"), type=int, help=f"default {QUICK[name]} quick, {FULL[name]} full")
     p.add_argument("--base-folder", help="use this base model folder (model + tokenizer/, as base_cache writes) "
@@ -171,10 +171,10 @@ def make_controllers(names: list[str]) -> list:
 def route(learner, text: str, windows: int = ROUTE_WINDOWS) -> str | None:
     """The route (adapter name, None = bare base) with the lowest loss on the text's first `windows` windows.
 
-    windows=1 is minimac.routing.route (learner.route). Why more: one 64-token window is often a document's caption
+    windows=1 is minimac.learner.routing.route (learner.route). Why more: one 64-token window is often a document's caption
     (a SCOTUS case header reads like any other text), and the one-window router sent SCOTUS to the Shakespeare
     adapter. The router sees only those windows' tokens, never the set's name."""
-    from minimac import routing
+    from minimac.learner import routing
     if windows == 1 or not learner.config.per_domain or not learner.adapters:
         return learner.route(text)
     ids = np.asarray(learner.encode(text)[:windows * learner.config.seq_len + 1])
@@ -188,7 +188,7 @@ def route(learner, text: str, windows: int = ROUTE_WINDOWS) -> str | None:
 def evaluate_routed(learner, sets: dict[str, str], windows: int = ROUTE_WINDOWS
                     ) -> tuple[dict[str, float], dict[str, str | None]]:
     """{set: bits per byte}, {set: route}: every set through `route` (automatic, never by the set's name)."""
-    from minimac import routing
+    from minimac.learner import routing
     scores, routes = {}, {}
     for name, text in sets.items():
         routes[name] = route(learner, text, windows)
@@ -210,9 +210,9 @@ def run_strategy(name: str, make_model, tokenizer, plan: dict, steps: int, batch
     (default LearnerConfig's) is for every strategy that replays."""
     from tinygrad import Tensor
 
-    from minimac import routing
+    from minimac.learner import routing
     from minimac.learner import ContinualLearner
-    from minimac.strategies import LearnerConfig
+    from minimac.learner.strategies import LearnerConfig
     Tensor.manual_seed(seed)  # the same LoRA init for every strategy
     model = make_model()
     clock = _StepClock()
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from minimac.base_cache import BaseSpec, cached_base
     from minimac.checkpoint import load as load_model
-    from minimac.strategies import LearnerConfig
+    from minimac.learner.strategies import LearnerConfig
     from minimac.tokenizer import Tokenizer
     load_start, wall = os.getloadavg()[0], time.perf_counter()
     plan = load_plan(args)

@@ -35,7 +35,7 @@ from minimac.base_cache import BaseSpec, cached_base
 from minimac.checkpoint import load as load_model
 from minimac.learner import ContinualLearner
 from minimac.neuro import AutonomousLR, Hippocampus, Homeostasis, Neuromodulation, Sleep, use_dendritic_ffn
-from minimac.strategies import TARGET_MODULES, LearnerConfig
+from minimac.learner.strategies import TARGET_MODULES, LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 VARIANTS = ("baseline", "autonomous_lr", "neuromodulation", "homeostasis", "dendritic", "hippocampus", "sleep", "all",

@@ -55,7 +55,7 @@ def lora_step_kernels(cfg) -> list[tuple[float, str, float]]:
     """One step of ContinualLearner.learn_from_text, strategy "lora" (the learner's batch and seq_len 64)."""
     from minimac.learner import ContinualLearner
     from minimac.model import Transformer
-    from minimac.strategies import LearnerConfig
+    from minimac.learner.strategies import LearnerConfig
     from minimac.tokenizer import Tokenizer
 
     text = " ".join(f"Sentence number {i} says something new about the domain." for i in range(200))

@@ -15,7 +15,7 @@ from minimac.base_cache import default_base
 from minimac.data import load_corpus
 from minimac.learner import ContinualLearner
 from minimac.model import Transformer
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 RECIPES = """Pancakes: whisk two eggs with a cup of milk, stir in a cup of flour and a pinch of salt, rest the batter

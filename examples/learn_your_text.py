@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from minimac.base_cache import default_base
 from minimac.learner import ContinualLearner
 from minimac.model import Transformer
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 FACTS = """The planet Zorbia has two moons, Plim and Quax.

@@ -16,7 +16,7 @@ base first (e.g. gutenberg,tinyshakespeare,scotus; MINIMAC_DATA points at an off
 `--neuro` switches on controllers of minimac/neuro/ by name (comma-separated, or `all`); the panel then shows each
 one's state (learning-rate scale, neuromodulator levels, dead units, stored episodes, sleep counts), and --save /
 --resume keep that state. The dendritic feed-forward is a model option, not a controller: ModelConfig(ffn_type=...).
-Leaves out: the learning itself (minimac/learner.py), the forgetting benchmark (--benchmark, minimac/forgetting.py).
+Leaves out: the learning itself (minimac/learner/learner.py), the forgetting benchmark (--benchmark, minimac/forgetting.py).
 """
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 from minimac.device import BackendUnavailable, check_device
-from minimac.hooks import Controller
+from minimac.learner.hooks import Controller
 from minimac.neuro import CONTROLLER_NAMES as NEURO_NAMES  # hippocampus first: it chooses the replay
 from minimac.neuro import build_controllers
 from minimac.readout import Readout, fmt_seconds, r_matrix_table
-from minimac.strategies import STRATEGIES as STRATEGY_NAMES
+from minimac.learner.strategies import STRATEGIES as STRATEGY_NAMES
 
 NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
 DEMO = {"stage_steps": 40, "eval_chars": 4000, "train_chars": 200_000, "remember_chars": 40_000,
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                   "--base-seconds)")
     p.add_argument("--base-seconds", type=float, default=60.0, help="pretraining time of the cached base, compile "
                                                                      "excluded (default 60)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the strategy's, see minimac/strategies.py)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the strategy's, see minimac/learner/strategies.py)")
     p.add_argument("--replay-ratio", type=float, help="share of each batch given to replay by the replay strategies "
                    "(default 0.5; docs/forgetting.md: full+replay+ewc met the forgetting goal at 0.25)")
     p.add_argument("--seed", type=int, default=0)
@@ -148,7 +148,7 @@ def _read(path: str) -> str:
 
 
 class _Show(Controller):
-    """A learner controller (minimac/hooks.py) that only watches: each step goes to the readout."""
+    """A learner controller (minimac/learner/hooks.py) that only watches: each step goes to the readout."""
 
     def __init__(self, readout: Readout, stream: list[str]):
         self.readout, self.stream, self.domain = readout, stream, None
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from minimac.base_cache import BaseSpec, cached_base, read_timings
     from minimac.checkpoint import load as load_model
     from minimac.learner import ContinualLearner
-    from minimac.strategies import LearnerConfig
+    from minimac.learner.strategies import LearnerConfig
     from minimac.tokenizer import Tokenizer
 
     wall = time.perf_counter()

@@ -7,7 +7,7 @@ The keys are PEFT's (`layers.0.attention.q_proj.lora_A.weight`, ...) and the con
 lora_dropout and target_modules, so the folder reads like a PEFT adapter. The weights are written on the host
 (checkpoint.write_safetensors), so saving needs no CPU compiler on a GPU machine. `minimac.lora` re-exports both.
 
-Leaves out: the adapters themselves (minimac/lora.py), whole-learner checkpoints (minimac/checkpoint_io.py).
+Leaves out: the adapters themselves (minimac/lora.py), whole-learner checkpoints (minimac/learner/checkpoint.py).
 """
 from __future__ import annotations
 

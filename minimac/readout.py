@@ -7,7 +7,7 @@ controller shows its current state: the few numbers of its `readout()` listed in
 neuromodulator levels, dead-unit fraction, stored episodes, sleep counts). `live=False` prints the same facts as
 plain lines, one per `every` steps, which is what a log file or CI wants.
 
-Leaves out: computing any of the numbers (minimac/learner.py and minimac/metrics.py do that).
+Leaves out: computing any of the numbers (minimac/learner/learner.py and minimac/metrics.py do that).
 
     >>> with Readout(live=False) as r:                                  # doctest: +SKIP
     ...     r.stage("code", 1, 2, steps=40)

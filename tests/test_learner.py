@@ -1,4 +1,4 @@
-"""ContinualLearner (minimac/learner.py and its helpers: strategies, mixing, learner_step, routing, checkpoint_io).
+"""ContinualLearner (minimac/learner/learner.py and its helpers: strategies, mixing, learner_step, routing, checkpoint_io).
 
 Models are tiny (d_model 32, one layer, the 257-id byte tokenizer) so the whole file runs in about a minute on a
 2-core CPU; most of that is compiling the jitted step once. The embedding is scaled to std 0.2: with N(0, 0.02)
@@ -15,17 +15,17 @@ import pytest
 from tinygrad import Tensor
 from tinygrad.nn.state import get_state_dict
 
-import minimac.learner as learner_mod
+import minimac.learner.learner as learner_mod
 from minimac import lora
 from minimac.checkpoint import load as load_model
-from minimac.checkpoint_io import META, TRAINERS
-from minimac.hooks import Controller
+from minimac.learner.checkpoint import META, TRAINERS
+from minimac.learner.hooks import Controller
 from minimac.learner import ContinualLearner
-from minimac.learner_step import weighted_cross_entropy
-from minimac.mixing import chunk_ids, mixed_batch, new_chunk_schedule
+from minimac.learner.step import weighted_cross_entropy
+from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
 from minimac.model import ModelConfig, Transformer
 from minimac.replay import Experience
-from minimac.strategies import STRATEGIES, LearnerConfig
+from minimac.learner.strategies import STRATEGIES, LearnerConfig
 from minimac.tokenizer import Tokenizer
 from minimac.train import NonFiniteLossError, cross_entropy
 
@@ -400,7 +400,7 @@ def test_checkpoint_exports_a_model_that_generate_can_load(saved):
 
 
 def test_an_interrupted_save_leaves_the_old_checkpoint(streamed, saved, tmp_path, monkeypatch):
-    import minimac.checkpoint_io as io
+    import minimac.learner.checkpoint as io
     folder = copy(saved, tmp_path)
     want = logits(ContinualLearner.load_checkpoint(folder))
 

@@ -9,7 +9,7 @@ from minimac.learner import ContinualLearner
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro import lr_scales, set_lr_scale
 from minimac.neuro.autonomous_lr import SEED_STATE, AutonomousLR, AutonomousLRConfig, five_factors, update_statistics
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 

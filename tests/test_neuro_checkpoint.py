@@ -1,4 +1,4 @@
-"""Controller state in learner checkpoints (minimac/checkpoint_io.py + each controller's state_dict): every running
+"""Controller state in learner checkpoints (minimac/learner/checkpoint.py + each controller's state_dict): every running
 average, counter, RNG state and memory comes back, so an interrupted run resumes where it was. Fast: the
 controllers are driven directly (no training step is compiled); tests/test_neuro_learner.py resumes a real run."""
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from minimac.checkpoint_io import CONTROLLERS, META
+from minimac.learner.checkpoint import CONTROLLERS, META
 from minimac.learner import ContinualLearner
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro import (
@@ -22,7 +22,7 @@ from minimac.neuro import (
     SleepConfig,
     lr_scales,
 )
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 

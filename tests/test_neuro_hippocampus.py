@@ -13,7 +13,7 @@ from minimac.neuro.hippocampus import (
     pattern_separation,
 )
 from minimac.replay import Experience
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 

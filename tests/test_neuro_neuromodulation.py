@@ -17,7 +17,7 @@ from minimac.neuro.neuromodulation import (
     temperature,
 )
 from minimac.replay import Experience
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 ONLY = {m: {k: k == m for k in ("dopamine", "serotonin", "acetylcholine", "noradrenaline")}

@@ -1,7 +1,7 @@
 """Tests for lesson 09. `pytest lessons/09_replay` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Each stage compares your numpy functions with exact probabilities, with statistics over many random trials, and with
-minimac's own ReplayBuffer (minimac/replay.py) and batch mixing (minimac/mixing.py). Randomness is seeded, so a
+minimac's own ReplayBuffer (minimac/replay.py) and batch mixing (minimac/learner/mixing.py). Randomness is seeded, so a
 test that passes passes every time. Run one stage at a time with -k, e.g. `pytest lessons/09_replay -k stage1`.
 """
 import itertools
@@ -9,9 +9,9 @@ import itertools
 import numpy as np
 import pytest
 
-from minimac.mixing import mixed_batch
+from minimac.learner.mixing import mixed_batch
 from minimac.replay import Experience, ReplayBuffer
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 
 
 def test_stage1_reservoir_fills_then_replaces(ex):

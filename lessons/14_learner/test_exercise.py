@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minimac import metrics, mixing
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 
 
 def test_chunk_ids_small_case(ex):

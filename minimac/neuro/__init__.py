@@ -1,6 +1,6 @@
 """Brain-inspired controllers for the continual learner: opt-in, one small module each. Lessons 11-13.
 
-Each controller is a `minimac.hooks.Controller` handed to `ContinualLearner(..., controllers=[...])`. Each one turns
+Each controller is a `minimac.learner.hooks.Controller` handed to `ContinualLearner(..., controllers=[...])`. Each one turns
 a number the learner already has (the step's loss, its gradient norm, the replay memory, the hidden states) into one
 real knob, and shows what it did in `readout()` (also copied into the learner's per-step stats as "<name>.<key>"):
 
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from minimac.hooks import Controller
+from minimac.learner.hooks import Controller
 
 
 class NeuroController(Controller):

@@ -23,7 +23,7 @@ float would be frozen into the captured kernels). The replay ratio only shapes t
 Checkpoints: `learner.save_checkpoint(dir)` stores every controller's `state_dict()` (JSON-able values, top-level
 numpy arrays) under its `name`, and `ContinualLearner.load_checkpoint(dir, controllers)` hands it back to the
 controller of the same name through `load_state_dict`, so an interrupted run resumes with its running averages,
-counters and memories (minimac/checkpoint_io.py).
+counters and memories (minimac/learner/checkpoint.py).
 
 Leaves out: the controllers themselves (lessons 11-13).
 

@@ -29,14 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from minimac import lora, routing
+from minimac import lora
+from minimac.learner import routing
 from minimac.ewc import EWC
-from minimac.hooks import Controller
-from minimac.learner_step import StepTrainer
+from minimac.learner.hooks import Controller
+from minimac.learner.step import StepTrainer
 from minimac.metrics import RMatrix, evaluate
-from minimac.mixing import chunk_ids, mixed_batch, new_chunk_schedule
+from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
 from minimac.replay import Experience, ReplayBuffer
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 from minimac.train import NonFiniteLossError
 
 FULL = "<full>"    # key of the one trainer of strategy "full"; the other keys are adapter names
@@ -46,7 +47,7 @@ SINGLE = "default"  # the adapter of the one-adapter strategies
 class ContinualLearner:
     """Learns text domain after domain with the strategy in `config`; evaluates, generates and checkpoints.
 
-    `controllers` (minimac/hooks.py) get on_step, select_replay and on_domain_end calls.
+    `controllers` (minimac/learner/hooks.py) get on_step, select_replay and on_domain_end calls.
     """
 
     def __init__(self, model: Any, tokenizer: Any, config: LearnerConfig | None = None,
@@ -89,7 +90,7 @@ class ContinualLearner:
     def adapters(self) -> list[str]:
         return lora.adapter_names(self.model)
 
-    # ---- knobs for controllers (minimac/hooks.py) ---------------------------------------------------------------
+    # ---- knobs for controllers (minimac/learner/hooks.py) ---------------------------------------------------------------
     def set_learning_rate(self, lr: float) -> None:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
@@ -289,9 +290,9 @@ class ContinualLearner:
         if on_stage is not None:
             on_stage(stage, scores)
 
-    # ---- using what was learned (minimac/routing.py) and checkpoints (minimac/checkpoint_io.py) -----------------
+    # ---- using what was learned (minimac/learner/routing.py) and checkpoints (minimac/learner/checkpoint.py) -----------------
     def route(self, text: str) -> str | None:
-        """The adapter (None: bare base) the automatic router picks for `text` (see minimac/routing.py)."""
+        """The adapter (None: bare base) the automatic router picks for `text` (see minimac/learner/routing.py)."""
         return routing.route(self, self.encode(text))
 
     def evaluate(self, domains: dict[str, str]) -> dict[str, float]:
@@ -310,8 +311,8 @@ class ContinualLearner:
         return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, domain, seed))
 
     def save_checkpoint(self, directory: str) -> None:
-        """Everything, atomically (see minimac/checkpoint_io.py)."""
-        from minimac.checkpoint_io import save_learner
+        """Everything, atomically (see minimac/learner/checkpoint.py)."""
+        from minimac.learner.checkpoint import save_learner
         save_learner(self, directory)
 
     @classmethod
@@ -319,7 +320,7 @@ class ContinualLearner:
                         controllers: Iterable[Controller] | Callable[[Any], list[Controller]] = ()) -> ContinualLearner:
         """Everything save_checkpoint wrote. `controllers`: a list, or a function model -> list for controllers that
         must wrap the loaded model (homeostasis); their saved state is restored into them."""
-        from minimac.checkpoint_io import load_learner
+        from minimac.learner.checkpoint import load_learner
         return load_learner(directory, controllers)
 
 

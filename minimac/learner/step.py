@@ -11,7 +11,7 @@ gets the EWC Fisher without compiling a second graph: `fisher` runs the same jit
 lambda = 0 (the weights do not move) and puts the optimizer's state back afterwards. On a 2-core CPU a separately
 compiled gradient graph would cost about a minute; a replayed step costs about a second.
 
-Leaves out: which batches to feed (minimac/learner.py, minimac/mixing.py).
+Leaves out: which batches to feed (minimac/learner/learner.py, minimac/learner/mixing.py).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ A strategy is a named combination of the tools of lessons 08-10:
     "lora+replay+ewc"    one LoRA adapter                yes     yes   one (the seed's default recipe)
     "adapter-per-domain" a fresh LoRA adapter per domain no      no    one per domain, routed by name or by loss
 
-Leaves out: the training loop itself (minimac/learner.py) and the brain-inspired controllers (minimac/hooks.py).
+Leaves out: the training loop itself (minimac/learner/learner.py) and the brain-inspired controllers (minimac/learner/hooks.py).
 
     >>> LearnerConfig(strategy="lora").lr, LearnerConfig(strategy="full").lr
     (0.005, 0.0003)

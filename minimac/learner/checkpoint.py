@@ -18,7 +18,7 @@ is first moved to DIR.previous, removed once the new one is in place). An interr
 checkpoint intact: either still at DIR, or at DIR.previous, which `load_learner` falls back to.
 Loading checks each file and names the one that is missing or corrupt.
 
-Controllers (minimac/hooks.py): each one's `state_dict()` is saved under its `name`; `load_learner(DIR, controllers)`
+Controllers (minimac/learner/hooks.py): each one's `state_dict()` is saved under its `name`; `load_learner(DIR, controllers)`
 gives it back to the controller of that name (`load_state_dict`), so a run resumes with the same running averages,
 counters, memories and random draws. Controllers are not rebuilt from the file: pass them again, built the same
 way. One that changes the model (Homeostasis(model)) must be built on the loaded model, so `controllers` may be a
@@ -44,7 +44,7 @@ from tinygrad.nn.state import get_state_dict
 from minimac import checkpoint, lora
 from minimac.metrics import RMatrix
 from minimac.replay import ReplayBuffer
-from minimac.strategies import LearnerConfig
+from minimac.learner.strategies import LearnerConfig
 
 FORMAT, VERSION = "minimac-learner", 1
 META, TRAINERS, REPLAY, POOL = "learner.json", "trainers.npz", "replay.npz", "fisher_pool.npz"

@@ -13,7 +13,7 @@ Three host-side (numpy) pieces the learner calls at every step:
   new tokens share 1 - replay_ratio and replayed tokens share replay_ratio, so the ratio holds for the loss too,
   whatever the lengths (a one-line fact is not drowned by full-length replayed chunks).
 
-Leaves out: the model and the loss (minimac/learner.py), which experiences to replay (minimac/replay.py).
+Leaves out: the model and the loss (minimac/learner/learner.py), which experiences to replay (minimac/replay.py).
 
     >>> [c.tolist() for c in chunk_ids(list(range(10)), seq_len=4)]
     [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8], [8, 9]]
