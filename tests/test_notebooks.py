@@ -3,7 +3,6 @@
 A notebook that raises fails its test. Notebooks that take longer than about a minute even in fast mode are
 listed in SLOW and run only in the opt-in pass (`pytest -m slow`).
 """
-import os
 import pathlib
 
 import pytest
