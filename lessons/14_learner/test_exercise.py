@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from minimac import metrics, mixing
+from minimac import metrics
+from minimac.learner import mixing
 from minimac.learner.strategies import LearnerConfig
 
 
