@@ -62,7 +62,7 @@ def time_layout(fn, tensors, repeats: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     import minimac.fast
-    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_PLAIN=1 keeps the plain path
     import numpy as np
     from tinygrad import Device, Tensor
 

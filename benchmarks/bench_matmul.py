@@ -48,7 +48,7 @@ def numpy_gflops(m: int, k: int, n: int, repeats: int = 10) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     import minimac.fast
-    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_PLAIN=1 keeps the plain path
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--numpy", action="store_true", help="also time numpy's a @ b")
     args = ap.parse_args(argv)

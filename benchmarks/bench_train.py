@@ -498,7 +498,7 @@ def print_train(preset, r):
 
 def main(argv=None) -> dict:
     import minimac.fast
-    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_PLAIN=1 keeps the plain path
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="nano", choices=["nano", "tiny", "small", "medium", "large"])
     ap.add_argument("--vocab-size", type=int, default=None, help="override the preset's vocab size")

@@ -434,7 +434,7 @@ def earlier_runs(path: Path, plan: dict, args: argparse.Namespace, base_folder: 
 
 def main(argv: list[str] | None = None) -> int:
     import minimac.fast
-    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_PLAIN=1 keeps the plain path
     from rich.console import Console
     args = parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)

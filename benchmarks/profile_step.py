@@ -79,7 +79,7 @@ def lora_step_kernels(cfg) -> list[tuple[float, str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     import minimac.fast
-    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_PLAIN=1 keeps the plain path
     from tinygrad.helpers import JIT
 
     from minimac.model import ModelConfig

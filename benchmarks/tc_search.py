@@ -97,7 +97,7 @@ def compile_step(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     import minimac.fast
-    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_PLAIN=1 keeps the plain path
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--batch-size", type=int, default=8)

@@ -199,7 +199,7 @@ def load_for_generation(directory: str | Path, tokenizer_dir: str | Path | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_FAST=0 keeps the plain path
+    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_PLAIN=1 keeps the plain path
     ap = argparse.ArgumentParser(prog="python -m minimac.generate", description="Stream text from a checkpoint.")
     ap.add_argument("--checkpoint", required=True, help="dir with model.safetensors, config.json, tokenizer/")
     ap.add_argument("--prompt", required=True)

@@ -294,7 +294,7 @@ def benchmark(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_FAST=0 keeps the plain path
+    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_PLAIN=1 keeps the plain path
     raw = sys.argv[1:] if argv is None else argv
     if "--benchmark" in raw:  # the benchmark has flags of its own (--quick, --strategies, ...): hand them all over
         return benchmark(raw)

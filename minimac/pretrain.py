@@ -144,7 +144,7 @@ def prepare_data(s: dict, args: argparse.Namespace,
 
 
 def main(argv: list[str] | None = None) -> int:
-    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_FAST=0 keeps the plain path
+    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_PLAIN=1 keeps the plain path
     args = parse_args(argv)
     if args.matmul_dtype:
         set_matmul_dtype(args.matmul_dtype)

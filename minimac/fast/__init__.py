@@ -12,7 +12,7 @@ The lessons' modules compute everything in plain tinygrad. `install()` makes the
   changes tinygrad itself, and only after `install()`: `import minimac` changes nothing outside minimac.
 
 What each device gets is one table, fast/devices.py. The command-line programs, the benchmarks and
-`ContinualLearner` call `install()`; a notebook may call it or not. MINIMAC_FAST=0 keeps everything plain (and
+`ContinualLearner` call `install()`; a notebook may call it or not. MINIMAC_PLAIN=1 keeps everything plain (and
 MINIMAC_CPU_TILES=0, MINIMAC_GPU_TILES=0, MINIMAC_CPU_THREADS=0, MINIMAC_CPU_GRAPH=0 turn off one piece each).
 The tinygrad patches copy a few private functions of tinygrad 0.14.0, so with any other version `install()` warns
 once and keeps the plain path.
@@ -55,9 +55,9 @@ def supported() -> bool:
 
 
 def install() -> tuple[str, ...]:
-    """Switch the fast path on (idempotent); returns `installed()`. Does nothing when MINIMAC_FAST=0 or with a
+    """Switch the fast path on (idempotent); returns `installed()`. Does nothing when MINIMAC_PLAIN=1 or with a
     tinygrad other than the tested one."""
-    if os.environ.get("MINIMAC_FAST", "1") == "0" or not supported():
+    if os.environ.get("MINIMAC_PLAIN", "0") == "1" or not supported():
         return installed()
     from minimac import attention, feedforward, ops
     from minimac.fast import attention as fast_attention
