@@ -4,8 +4,8 @@ Each lesson folder holds `exercise.py` (stubs a student fills in), `solution.py`
 `test_exercise.py`. The tests ask for the `ex` fixture, which is the student's `exercise.py` by default, or
 `solution.py` when `MINIMAC_SOLUTION=1` (CI runs the tests that way to prove they can pass):
 
-    pytest lessons/02_norm                      # checks your exercise.py
-    MINIMAC_SOLUTION=1 pytest lessons/02_norm   # checks the reference solution
+    pytest lessons/02_rmsnorm                      # checks your exercise.py
+    MINIMAC_SOLUTION=1 pytest lessons/02_rmsnorm   # checks the reference solution
 """
 import importlib.util
 import os

@@ -11,7 +11,7 @@ import pytest
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # Measured on the 2-core CI machine: these four compile a full training step and take 40-120 s even in fast mode;
 # their lessons' exercises still run by default (tests/test_lessons.py).
-SLOW: set[str] = {"07_pretraining", "08_lora", "11_learning_rate_and_neuromodulation", "14_learner"}
+SLOW: set[str] = {"07_pretraining", "08_lora", "13_learning_rate_and_neuromodulation", "11_learner"}
 
 
 def _param(path: pathlib.Path):

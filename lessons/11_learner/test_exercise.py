@@ -1,8 +1,9 @@
-"""Tests for lesson 14: each function against minimac's own version and hand-made cases."""
+"""Tests for lesson 11: each function against minimac's own version and hand-made cases."""
 import numpy as np
 import pytest
 
-from minimac import metrics, mixing
+from minimac import metrics
+from minimac.learner import mixing
 from minimac.learner.strategies import LearnerConfig
 
 

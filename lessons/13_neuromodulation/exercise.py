@@ -1,5 +1,5 @@
-"""Lesson 11 exercise: the five-factor learning rate and dopamine / serotonin. Fill in each function, then run
-`pytest lessons/11_neuromodulation`. README.md gives the stages; peek at minimac/neuro/autonomous_lr.py and
+"""Lesson 13 exercise: the five-factor learning rate and dopamine / serotonin. Fill in each function, then run
+`pytest lessons/13_neuromodulation`. README.md gives the stages; peek at minimac/neuro/autonomous_lr.py and
 minimac/neuro/neuromodulation.py if stuck. Everything here is plain Python floats: no tensors needed.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Lesson 12 exercise: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU.
-Fill in each function, then run `pytest lessons/12_homeostasis`. README.md gives the stages; peek at
+"""Lesson 14 exercise: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU.
+Fill in each function, then run `pytest lessons/14_homeostasis`. README.md gives the stages; peek at
 minimac/neuro/homeostasis.py and minimac/neuro/dendritic.py if stuck. Everything is numpy (float64).
 """
 from __future__ import annotations

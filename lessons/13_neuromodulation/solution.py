@@ -1,4 +1,4 @@
-"""Lesson 11 solution: the five-factor learning rate and dopamine / serotonin, as plain functions on floats.
+"""Lesson 13 solution: the five-factor learning rate and dopamine / serotonin, as plain functions on floats.
 
 The library versions are minimac/neuro/autonomous_lr.py and minimac/neuro/neuromodulation.py.
 """

@@ -1,4 +1,4 @@
-"""Lesson 14 exercise: the bookkeeping around the continual learner's training step. See README.md."""
+"""Lesson 11 exercise: the bookkeeping around the continual learner's training step. See README.md."""
 import numpy as np
 
 

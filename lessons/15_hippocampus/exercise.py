@@ -1,5 +1,5 @@
-"""Lesson 13 exercise: pattern separation and completion (the hippocampus as a replay selector) and sleep's noisy
-replay, Hebbian rule and pruning. Fill in each function, then run `pytest lessons/13_hippocampus`. README.md gives
+"""Lesson 15 exercise: pattern separation and completion (the hippocampus as a replay selector) and sleep's noisy
+replay, Hebbian rule and pruning. Fill in each function, then run `pytest lessons/15_hippocampus`. README.md gives
 the stages; peek at minimac/neuro/hippocampus.py and minimac/neuro/sleep.py if stuck. Everything is numpy.
 """
 from __future__ import annotations

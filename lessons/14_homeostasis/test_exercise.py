@@ -1,7 +1,7 @@
-"""Tests for lesson 12. `pytest lessons/12_homeostasis` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
+"""Tests for lesson 14. `pytest lessons/14_homeostasis` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Your functions are compared with float64 references written here and with minimac/neuro (homeostasis, dendritic).
-Run one stage at a time with -k, e.g. `pytest lessons/12_homeostasis -k stage1`.
+Run one stage at a time with -k, e.g. `pytest lessons/14_homeostasis -k stage1`.
 """
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Lesson 14 reference solution (minimac/learner/mixing.py, strategies.py and metrics.py hold the library versions)."""
+"""Lesson 11 reference solution (minimac/learner/mixing.py, strategies.py and metrics.py hold the library versions)."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Lesson 12 solution: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU, in numpy.
+"""Lesson 14 solution: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU, in numpy.
 
 The library versions are minimac/neuro/homeostasis.py and minimac/neuro/dendritic.py.
 """

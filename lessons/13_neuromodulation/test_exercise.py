@@ -1,7 +1,7 @@
-"""Tests for lesson 11. `pytest lessons/11_neuromodulation` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
+"""Tests for lesson 13. `pytest lessons/13_neuromodulation` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Your functions are compared with float64 references written here and with minimac/neuro (which the library uses).
-Run one stage at a time with -k, e.g. `pytest lessons/11_neuromodulation -k stage1`.
+Run one stage at a time with -k, e.g. `pytest lessons/13_neuromodulation -k stage1`.
 """
 import math
 
