@@ -8,8 +8,8 @@ A teaching implementation on tinygrad. Each module is one concept and maps to on
     data, train, metrics   corpora, pretraining, bits per byte   lesson 07
     linear, cpu_tiles, gpu_tiles, cpu_threads, cpu_graph   matmul layouts and speed      lesson 07 (speed)
     lora, replay, ewc      the continual-learning tools          lessons 08-10
-    neuro/      brain-inspired controllers                       lessons 11-13
-    learner     the orchestrator of continual learning           lesson 14
+    neuro/      brain-inspired controllers                       lessons 13-15
+    learner     the orchestrator of continual learning           lesson 11
 """
 __version__ = "0.1.0"
 
