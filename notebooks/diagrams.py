@@ -25,7 +25,8 @@ def flow(boxes: dict, arrows: list, title: str | None = None, size: tuple[float,
     texts = {}
     for name, spec in boxes.items():
         x, y, label, kind = (*spec, "data") if len(spec) == 3 else spec
-        bbox = None if kind == "note" else dict(boxstyle="round,pad=0.45", fc=COLOURS[kind], ec="#555555", lw=0.8)
+        bbox = None if kind == "note" else {"boxstyle": "round,pad=0.45", "fc": COLOURS[kind], "ec": "#555555",
+                                            "lw": 0.8}
         texts[name] = ax.text(x, y, label, ha="center", va="center", fontsize=fontsize, bbox=bbox, zorder=3,
                               style="italic" if kind == "note" else "normal")
     xs = [t.get_position()[0] for t in texts.values()]
@@ -46,10 +47,10 @@ def flow(boxes: dict, arrows: list, title: str | None = None, size: tuple[float,
         (xa, ya), (xb, yb) = texts[a].get_position(), texts[b].get_position()
         start, end = _leave(edges[a], xa, ya, xb, yb), _leave(edges[b], xb, yb, xa, ya)
         ax.annotate("", xy=end, xytext=start, zorder=2,
-                    arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1.0, shrinkA=1, shrinkB=1))
+                    arrowprops={"arrowstyle": "-|>", "color": "#333333", "lw": 1.0, "shrinkA": 1, "shrinkB": 1})
         if label:
             ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, label, ha="center", va="center",
-                    fontsize=fontsize - 1.5, color="#333333", zorder=4, bbox=dict(fc="white", ec="none", pad=0.3))
+                    fontsize=fontsize - 1.5, color="#333333", zorder=4, bbox={"fc": "white", "ec": "none", "pad": 0.3})
     if title:
         ax.set_title(title, fontsize=fontsize + 1)
     return ax

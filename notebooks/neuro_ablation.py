@@ -42,7 +42,7 @@ def read_tables(path: Path = DOC) -> dict[str, dict[str, dict[str, float]]]:
 def plot_effect(tables: dict, highlight: list[str]) -> None:
     """One panel per machine: average forgetting against new-domain bits per byte for every variant (lower-left is
     better on both), the baseline and the hand-set references in grey, the controllers in `highlight` in colour."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 3.4))
+    _, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 3.4))
     for ax, (machine, rows) in zip(axes, tables.items()):
         for name, r in rows.items():
             x, y = r["avg forgetting (bpb)"], r["new-domain bpb"]

@@ -64,7 +64,8 @@ def shrink_png(b64: str) -> str:
     raw = base64.b64decode(b64)
     image = Image.open(io.BytesIO(raw)).convert("RGB")
     out = io.BytesIO()
-    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    palette = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette.save(out, "PNG", optimize=True)
     small = out.getvalue()
     return base64.b64encode(small).decode("ascii") if len(small) < len(raw) else b64
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.name} ...", end=" ", flush=True)
         try:
             nb, seconds = execute(path, args.timeout)
-        except Exception as e:  # nbclient's CellExecutionError and timeouts: report, leave the file as it was
+        except Exception as e:  # noqa: BLE001 (nbclient's cell errors and timeouts: report, leave the file)
             failed.append(path.name)
             print(f"FAILED, file left unchanged:\n{str(e)[-3000:]}")
             continue

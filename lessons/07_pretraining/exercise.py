@@ -7,7 +7,6 @@ from __future__ import annotations
 import math  # noqa: F401
 
 import numpy as np  # noqa: F401
-
 from tinygrad import Tensor, dtypes  # noqa: F401
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from minimac.learner.mixing import mixed_batch
-from minimac.replay import Experience, ReplayBuffer
 from minimac.learner.strategies import LearnerConfig
+from minimac.replay import Experience, ReplayBuffer
 
 
 def test_stage1_reservoir_fills_then_replaces(ex):

@@ -1,7 +1,7 @@
 """Lesson 11 exercise: the bookkeeping around the continual learner's training step, then a learner watched through
 a domain change. See README.md; peek at minimac/learner/ if stuck.
 """
-import numpy as np  # noqa: F401
+import numpy as np
 
 from minimac.learner.hooks import Controller
 

@@ -9,7 +9,7 @@ any later columns are probes never trained on. Worked example used below:
          [1.2, 2.0, 3.0],     stage 1 (law)
          [1.5, 2.5, 1.5]]     stage 2 (med)
 """
-import numpy as np  # noqa: F401
+import numpy as np
 
 
 def relative_forgetting(R) -> np.ndarray:

@@ -51,7 +51,8 @@ def test_stage2_setpoint_rule_restores_a_drifted_unit(ex):
 
 def test_stage2_inverse_std_scaling(ex):
     g, s = RNG.uniform(0.5, 2, 5), RNG.uniform(0.01, 3, 5)
-    np.testing.assert_allclose(ex.inverse_std_scaling(g, s), np.clip(0.999 * g + 0.001 / (s + 1e-8), 0.1, 10), rtol=1e-12)
+    np.testing.assert_allclose(ex.inverse_std_scaling(g, s), np.clip(0.999 * g + 0.001 / (s + 1e-8), 0.1, 10),
+                               rtol=1e-12)
     assert ex.inverse_std_scaling(np.array([10.0]), np.array([1e-9]))[0] == 10.0
 
 
