@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         bad = {x: why for x in paths if (why := stale(nbformat.read(x, as_version=4)))}
         for x, why in bad.items():
             print(f"{x.name}: stale, {why}")
-        print("all up to date" if not bad else f"run: python scripts/run_notebooks.py {' '.join(map(str, bad))}")
+        stale_paths = " ".join(os.path.relpath(x) for x in bad)
+        print("all up to date" if not bad else f"run: python scripts/run_notebooks.py {stale_paths}")
         return 1 if bad else 0
     failed = []
     for path in paths:
