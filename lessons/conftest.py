@@ -20,7 +20,7 @@ import re
 import pytest
 
 STUB = re.compile(r"Stage (\d+): ([\w.]+)")
-_unwritten: dict[int, list[str]] = {}  # stage -> stub names a test ran into, in the order met
+_unwritten: dict[str, dict[int, list[str]]] = {}  # lesson folder -> stage -> stub names met, in the order met
 
 
 def solution_mode() -> bool:
@@ -41,13 +41,13 @@ def ex(request):
     return load_lesson_module(pathlib.Path(request.path).parent, solution_mode())
 
 
-def _skip_if_stub(error: NotImplementedError) -> None:
+def _skip_if_stub(item, error: NotImplementedError) -> None:
     """Skip the running test if `error` comes from an exercise stub ("Stage N: name"); otherwise do nothing."""
     m = STUB.match(str(error))
     if m is None or solution_mode():
         return
     stage, name = int(m.group(1)), m.group(2)
-    names = _unwritten.setdefault(stage, [])
+    names = _unwritten.setdefault(item.path.parent.name, {}).setdefault(stage, [])
     if name not in names:
         names.append(name)
     pytest.skip(f"stage {stage} not written yet: {name}")
@@ -58,7 +58,7 @@ def pytest_runtest_setup(item):
     try:
         return (yield)
     except NotImplementedError as e:   # a fixture built something from a stub
-        _skip_if_stub(e)
+        _skip_if_stub(item, e)
         raise
 
 
@@ -67,13 +67,15 @@ def pytest_runtest_call(item):
     try:
         return (yield)
     except NotImplementedError as e:
-        _skip_if_stub(e)
+        _skip_if_stub(item, e)
         raise
 
 
 def pytest_terminal_summary(terminalreporter):
-    for stage in sorted(_unwritten):
-        terminalreporter.write_line(f"stage {stage} not written yet: {', '.join(_unwritten[stage])}")
+    for lesson, stages in sorted(_unwritten.items()):
+        prefix = f"{lesson}: " if len(_unwritten) > 1 else ""   # one lesson, the usual case: just its stages
+        for stage in sorted(stages):
+            terminalreporter.write_line(f"{prefix}stage {stage} not written yet: {', '.join(stages[stage])}")
 
 
 def pytest_sessionfinish(session):
