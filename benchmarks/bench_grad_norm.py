@@ -4,7 +4,7 @@
     DEV=CUDA python benchmarks/bench_grad_norm.py        # a GPU
 
 The tensors are the LoRA A and B matrices of the `small` preset (6 layers x 7 target modules, r = 8: 84 tensors,
-528,384 values). `minimac.grad_norm.sum_all` picks `added` on the CPU and `each stored` elsewhere; this script is
+528,384 values). `minimac.fast.grad_norm.sum_all` picks `added` on the CPU and `each stored` elsewhere; this script is
 the measurement behind that choice (with the training step's own figures in docs/performance.md, item 18).
 
     stacked       Tensor.stack(*[t.square().sum() for t in ts]).sum()    one kernel, a reduction per input
@@ -61,6 +61,8 @@ def time_layout(fn, tensors, repeats: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     import numpy as np
     from tinygrad import Device, Tensor
 

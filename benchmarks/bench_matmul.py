@@ -3,7 +3,7 @@
     python benchmarks/bench_matmul.py            # the CPU here (DEV=CPU)
     python benchmarks/bench_matmul.py --numpy    # and numpy's BLAS on the same shapes, for scale
 
-See minimac/cpu_tiles.py for what the tiles are; on devices with local memory (CUDA, METAL) both columns are the same
+See minimac/fast/cpu_tiles.py for what the tiles are; on devices with local memory (CUDA, METAL) both columns are the same
 schedule.
 """
 from __future__ import annotations
@@ -47,6 +47,8 @@ def numpy_gflops(m: int, k: int, n: int, repeats: int = 10) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--numpy", action="store_true", help="also time numpy's a @ b")
     args = ap.parse_args(argv)
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from tinygrad import Device
 
-    from minimac import cpu_tiles
+    from minimac.fast import cpu_tiles
 
     print(f"device {Device.DEFAULT}, load average {os.getloadavg()[0]:.2f}; GFLOPS of a jitted a @ b (m x k x n)")
     print(f"{'m x k x n':>18}  {'tinygrad':>9}  {'tiles':>9}" + (f"  {'numpy':>9}" if args.numpy else ""))

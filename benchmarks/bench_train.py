@@ -6,7 +6,7 @@ global-norm clipping at 1.0, the same warmup + cosine learning rate, the same ba
     train     minimac.train.Trainer.train_step (the library's TinyJit step)  vs  PyTorch eager (and torch.compile)
     lora      ContinualLearner.learn_from_text, strategy "lora", 1,000 examples of 64 tokens  vs  the same LoRA
               update written in PyTorch (frozen base, r=8 on q/k/v/o/w1/w2/w3, AdamW on A and B only)
-    generate  minimac's KV-cached greedy decoding (Transformer.generate)  vs  a PyTorch KV-cache decode loop
+    generate  minimac's KV-cached greedy decoding (minimac.generate)  vs  a PyTorch KV-cache decode loop
 
 Before timing, the PyTorch model gets a copy of minimac's weights and both compute the loss of one batch: the two
 must agree (relative difference printed, < 1e-4 expected in float32). The losses of the last timed step are printed
@@ -351,8 +351,8 @@ def bench_lora(args, cfg) -> dict:
 
     from minimac.learner import ContinualLearner
     from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
-    from minimac.model import Transformer
     from minimac.learner.strategies import LearnerConfig
+    from minimac.model import Transformer
     from minimac.tokenizer import Tokenizer
 
     n_examples, seq = args.lora_examples, 64
@@ -418,15 +418,16 @@ def bench_generate(args, cfg) -> dict:
     import numpy as np
     from tinygrad import Tensor
 
+    from minimac.generate import generate
     from minimac.model import Transformer
 
     Tensor.manual_seed(args.seed)
     model = Transformer(cfg)
     prompt = [int(i) for i in np.random.default_rng(0).integers(1, cfg.vocab_size, args.prompt_len)]
     n = args.new_tokens
-    model.generate(prompt, 4, temperature=0.0)  # compiles prefill and the decode step
+    generate(model, prompt, 4, temperature=0.0)  # compiles prefill and the decode step
     t0 = time.perf_counter()
-    tg_ids = model.generate(prompt, n, temperature=0.0)
+    tg_ids = generate(model, prompt, n, temperature=0.0)
     tg_s = time.perf_counter() - t0
 
     torch, _, TorchTransformer, _ = torch_modules()
@@ -496,6 +497,8 @@ def print_train(preset, r):
 
 
 def main(argv=None) -> dict:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="nano", choices=["nano", "tiny", "small", "medium", "large"])
     ap.add_argument("--vocab-size", type=int, default=None, help="override the preset's vocab size")
@@ -516,10 +519,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (TF32) in both frameworks: "
                     "tinygrad's ALLOW_TF32=1 and torch's allow_tf32 (CUDA only; neither uses TF32 by default)")
-    # minimac.linear.MATMUL_DTYPES, spelled out: importing it would import tinygrad before --tf32 can set ALLOW_TF32
+    # minimac.fast.linear.MATMUL_DTYPES, spelled out: importing it would import tinygrad before --tf32 can set ALLOW_TF32
     ap.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                     help="mixed precision: matmul operands in this dtype, float32 sums, weights and optimizer in both "
-                    "frameworks (minimac.linear.set_matmul_dtype; torch.autocast)")
+                    "frameworks (minimac.fast.linear.set_matmul_dtype; torch.autocast)")
     ap.add_argument("--json", default=None, metavar="PATH")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -536,7 +539,7 @@ def main(argv=None) -> dict:
     import tinygrad
     from tinygrad import Device
 
-    from minimac.linear import set_matmul_dtype
+    from minimac.fast.linear import set_matmul_dtype
     from minimac.model import ModelConfig
 
     set_matmul_dtype(args.matmul_dtype)

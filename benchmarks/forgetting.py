@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from minimac import metrics
+from minimac.files import atomic_write
 from minimac.learner.hooks import Controller
 
 STRATEGIES = ("full", "full+replay", "full+replay+ewc", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
@@ -210,8 +211,7 @@ def run_strategy(name: str, make_model, tokenizer, plan: dict, steps: int, batch
     (default LearnerConfig's) is for every strategy that replays."""
     from tinygrad import Tensor
 
-    from minimac.learner import routing
-    from minimac.learner import ContinualLearner
+    from minimac.learner import ContinualLearner, routing
     from minimac.learner.strategies import LearnerConfig
     Tensor.manual_seed(seed)  # the same LoRA init for every strategy
     model = make_model()
@@ -432,13 +432,9 @@ def earlier_runs(path: Path, plan: dict, args: argparse.Namespace, base_folder: 
     return [r for r in old["runs"] if r["strategy"] not in names]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     from rich.console import Console
     args = parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -499,8 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(verdict(runs))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "forgetting.json", json.dumps(result, indent=1))
-    _atomic_write(out / "forgetting.md", markdown(result))
+    atomic_write(out / "forgetting.json", json.dumps(result, indent=1))
+    atomic_write(out / "forgetting.md", markdown(result))
     wrote = plot(result, out / "forgetting.png")
     console.print(f"wrote {out / 'forgetting.json'}, {out / 'forgetting.md'}"
                   + (f", {out / 'forgetting.png'}" if wrote else " (no matplotlib: no plot)"))

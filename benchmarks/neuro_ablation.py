@@ -33,9 +33,10 @@ from tinygrad import Device, Tensor
 from minimac import metrics
 from minimac.base_cache import BaseSpec, cached_base
 from minimac.checkpoint import load as load_model
+from minimac.files import atomic_write
 from minimac.learner import ContinualLearner
-from minimac.neuro import AutonomousLR, Hippocampus, Homeostasis, Neuromodulation, Sleep, use_dendritic_ffn
 from minimac.learner.strategies import TARGET_MODULES, LearnerConfig
+from minimac.neuro import AutonomousLR, Hippocampus, Homeostasis, Neuromodulation, Sleep, use_dendritic_ffn
 from minimac.tokenizer import Tokenizer
 
 VARIANTS = ("baseline", "autonomous_lr", "neuromodulation", "homeostasis", "dendritic", "hippocampus", "sleep", "all",
@@ -150,6 +151,8 @@ def table(runs: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     args = parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -192,9 +195,7 @@ def main(argv=None) -> int:
         if DOCS_START not in text or DOCS_END not in text:
             sys.exit(f"{path} has no {DOCS_START} ... {DOCS_END} block to replace")
         head, rest = text.split(DOCS_START, 1)
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(head + DOCS_START + "\n" + md + "\n" + DOCS_END + rest.split(DOCS_END, 1)[1])
-        os.replace(tmp, path)
+        atomic_write(path, head + DOCS_START + "\n" + md + "\n" + DOCS_END + rest.split(DOCS_END, 1)[1])
         print(f"wrote the table into {path}")
     return 0
 

@@ -3,7 +3,7 @@
 Runs three warm-up steps (compile + JIT capture), then one step under tinygrad's DEBUG=2, which prints each kernel's
 name, time and GFLOPS; this script captures those lines and sums them. Kernel names encode the loop shape
 (`r_` = has a reduction, `E_` = elementwise), which is usually enough to tell which layer a kernel belongs to.
-The jits run with JIT=2 (no graphs: CUDA graphs, minimac.cpu_graph), so that every kernel is launched and timed on
+The jits run with JIT=2 (no graphs: CUDA graphs, minimac.fast.cpu_graph), so that every kernel is launched and timed on
 its own; the step's wall time is then longer than in training, and its kernel time the same.
 
     python benchmarks/profile_step.py --preset nano                      # the CPU here
@@ -54,8 +54,8 @@ def train_step_kernels(cfg, batch_size: int, seq_len: int) -> list[tuple[float, 
 def lora_step_kernels(cfg) -> list[tuple[float, str, float]]:
     """One step of ContinualLearner.learn_from_text, strategy "lora" (the learner's batch and seq_len 64)."""
     from minimac.learner import ContinualLearner
-    from minimac.model import Transformer
     from minimac.learner.strategies import LearnerConfig
+    from minimac.model import Transformer
     from minimac.tokenizer import Tokenizer
 
     text = " ".join(f"Sentence number {i} says something new about the domain." for i in range(200))
@@ -78,6 +78,8 @@ def lora_step_kernels(cfg) -> list[tuple[float, str, float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     from tinygrad.helpers import JIT
 
     from minimac.model import ModelConfig

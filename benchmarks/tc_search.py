@@ -1,4 +1,4 @@
-"""Time other schedules for the tensor-core kernels of a minimac training step (how `minimac.gpu_tiles` was chosen).
+"""Time other schedules for the tensor-core kernels of a minimac training step (how `minimac.fast.gpu_tiles` was chosen).
 
 While one training step compiles, records every kernel that gets tensor cores. Then, for each, slowest first, times
 tinygrad's heuristic, minimac's rule (`gpu_tiles.tc_tiled`) and a grid of alternatives after the same TC opt: N and M
@@ -37,7 +37,7 @@ from tinygrad.codegen.opt.search import _ensure_buffer_alloc, _time_program, bea
 from tinygrad.helpers import prod
 from tinygrad.uop.ops import Ops
 
-from minimac import cpu_tiles, gpu_tiles
+from minimac.fast import cpu_tiles, gpu_tiles
 
 GRID = list(itertools.product([4, 8], [2, 4, 8], [1, 2], [False, True]))  # (up N, up M, locals per axis, swap)
 recorded: dict = {}  # ast key -> tinygrad's Scheduler before any opt
@@ -78,7 +78,7 @@ def candidate(s, tc_opt, up_n: int, up_m: int, local: int, swap: bool):
 
 
 def compile_step(args) -> None:
-    from minimac.linear import matmul, set_matmul_dtype
+    from minimac.fast.linear import matmul, set_matmul_dtype
     set_matmul_dtype(args.dtype)
     if args.toy:
         a, b = Tensor.randn(64, 128).contiguous().realize(), Tensor.randn(128, 64).contiguous().realize()
@@ -96,6 +96,8 @@ def compile_step(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import minimac.fast
+    minimac.fast.install()  # the same numbers, faster; MINIMAC_FAST=0 keeps the plain path
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--batch-size", type=int, default=8)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without pip install
 
+from minimac import checkpoint
 from minimac.base_cache import default_base
 from minimac.data import load_corpus
 from minimac.learner import ContinualLearner
-from minimac.model import Transformer
 from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
@@ -25,7 +25,7 @@ blend until smooth; season with salt, pepper and a little sugar.
 """ * 3
 
 folder = default_base()
-learner = ContinualLearner(Transformer.load(folder), Tokenizer.load(folder / "tokenizer"),
+learner = ContinualLearner(checkpoint.load(folder), Tokenizer.load(folder / "tokenizer"),
                            LearnerConfig(strategy="adapter-per-domain", seq_len=64, batch_size=8))
 code = "\n\n".join(load_corpus("default", "train", domain="code"))[:20000]
 tests = {"docs": "\n\n".join(load_corpus("default", "test", domain="docs"))[:3000],

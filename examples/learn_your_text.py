@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without pip install
 
+from minimac import checkpoint
 from minimac.base_cache import default_base
 from minimac.learner import ContinualLearner
-from minimac.model import Transformer
 from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
@@ -25,7 +25,7 @@ Zorbians drink blue tea at sunrise and sing to the moons at night.
 
 text = Path(sys.argv[1]).read_text(encoding="utf-8") if len(sys.argv) > 1 else FACTS
 folder = default_base()
-model, tokenizer = Transformer.load(folder), Tokenizer.load(folder / "tokenizer")
+model, tokenizer = checkpoint.load(folder), Tokenizer.load(folder / "tokenizer")
 learner = ContinualLearner(model, tokenizer, LearnerConfig(strategy="lora", seq_len=64, batch_size=8))
 
 prompt = " ".join(text.split()[:4])

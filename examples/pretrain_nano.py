@@ -16,6 +16,7 @@ from tinygrad import Tensor  # noqa: E402
 
 from minimac import metrics  # noqa: E402
 from minimac.data import DEFAULT_DOMAINS, encode_documents, load_corpus  # noqa: E402
+from minimac.generate import generate  # noqa: E402
 from minimac.model import ModelConfig, Transformer  # noqa: E402
 from minimac.pretrain import step_batches  # noqa: E402
 from minimac.tokenizer import Tokenizer  # noqa: E402
@@ -59,4 +60,4 @@ def log(r: dict) -> None:
 
 print(trainer.fit(log=log))
 prompt = tokenizer.encode("The with statement")
-print(repr(tokenizer.decode(prompt + model.generate(prompt, 60, temperature=0.8, top_k=40, seed=0))))
+print(repr(tokenizer.decode(prompt + generate(model, prompt, 60, temperature=0.8, top_k=40, seed=0))))

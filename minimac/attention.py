@@ -20,15 +20,11 @@ decode step is compiled once (the idiom of tinygrad/llm/model.py). FIX (seed bug
 0 and built a T x T mask that broke for multi-token steps; here the mask is (T, start_pos+T) with key j visible to
 query i iff j <= start_pos + i.
 
-Three code paths compute the same thing. `attention_reference` spells out repeat / matmul / mask / softmax for the
-lesson. `attention_sdpa` calls tinygrad's `scaled_dot_product_attention` (an explicit additive mask, since
-`is_causal=True` is wrong with a prefilled cache); in tinygrad 0.14 that is the same composition of ops, not a
-fused kernel. `attention_fused`, which the library uses, arranges the same arithmetic for speed: no K/V copies for
-GQA (the query heads of a group are stacked along the time axis and share one key matrix), and the scores and
-probabilities, and their gradients, are stored once instead of being recomputed (exp included) inside each matmul
-that reads them; its two matmuls use `minimac.linear.matmul`, and its `softmax` evaluates exp once and differentiates
-from the stored probabilities (tinygrad's own gradient of exp evaluates it again, a software polynomial on the CPU).
-Tests check all three agree (tests/test_speed_paths.py).
+`attention` spells out repeat / matmul / mask / softmax; it is what runs, unless `minimac.fast.install()` has put
+minimac/fast/attention.py's version in its place (the same numbers, arranged for speed: no K/V copies for GQA,
+scores and probabilities stored once, exp evaluated once). `attention_sdpa` calls tinygrad's
+`scaled_dot_product_attention` (an explicit additive mask, since `is_causal=True` is wrong with a prefilled cache),
+kept for comparison. tests/test_speed_paths.py checks that all three agree.
 
 Not covered: sliding-window attention, flash-attention kernels, paged caches, ALiBi.
 """
@@ -37,10 +33,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tinygrad import Tensor, UOp, dtypes, function
+from tinygrad import Tensor, UOp, dtypes
 
-from minimac.fast_exp import exp
-from minimac.linear import Linear, matmul
+from minimac.ops import Linear, seam
 from minimac.rope import RotaryEmbedding
 
 MASK_VALUE = float(np.finfo(np.float32).min)  # finite "minus infinity" for masked scores
@@ -70,8 +65,9 @@ def build_attention_mask(T: int, start_pos: int | UOp = 0, padding_mask: Tensor 
     return mask
 
 
-def attention_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0) -> Tensor:
-    """Readable GQA core. q (B, Hq, T, hd), k/v (B, Hkv, S, hd), mask bool (.., T, S) -> (B, Hq, T, hd)."""
+@seam
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0) -> Tensor:
+    """The GQA core. q (B, Hq, T, hd), k/v (B, Hkv, S, hd), mask bool (.., T, S) -> (B, Hq, T, hd)."""
     n_rep = q.shape[1] // k.shape[1]
     k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)                                # (B, Hq, S, hd)
     scores = q.float() @ k.float().transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))  # (B, Hq, T, S)
@@ -82,52 +78,9 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = N
 
 
 def attention_sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0) -> Tensor:
-    """Same as `attention_reference` through `Tensor.scaled_dot_product_attention` (kept for comparison)."""
+    """Same as `attention` through `Tensor.scaled_dot_product_attention` (kept for comparison)."""
     additive = None if mask is None else mask.where(0.0, MASK_VALUE)  # float, so empty rows stay finite
     return q.scaled_dot_product_attention(k, v, attn_mask=additive, dropout_p=dropout, enable_gqa=True)
-
-
-def _softmax_backward(grad: UOp, call: UOp) -> tuple[UOp, None]:
-    """d(scores) = p * (grad - sum(grad * p)), from the stored probabilities p."""
-    p = call.src[2]
-    return p * (grad - (grad * p).sum(-1, keepdim=True)), None
-
-
-@function(grad_fxn=_softmax_backward)
-def _softmax_of(scores: Tensor, probs: Tensor) -> Tensor:
-    return probs
-
-
-def softmax(scores: Tensor) -> Tensor:
-    """scores.softmax(-1), the same numbers, computed with one pass of exp and differentiated from the stored
-    probabilities. tinygrad's own gradient evaluates exp again (a software polynomial on the CPU; minimac.fast_exp's
-    is the faster one there)."""
-    e = exp(scores - scores.max(-1, keepdim=True)).contiguous()         # stored once: read by the sum and the divide
-    return _softmax_of(scores, (e / e.sum(-1, keepdim=True)).contiguous().detach())
-
-
-def attention_fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout: float = 0.0,
-                    causal: bool = False) -> Tensor:
-    """Same as `attention_reference`, arranged for speed: the library's path. `causal=True` (only valid when T == S,
-    i.e. no cache and no padding) builds the causal mask here.
-
-    Query head h = g * n_rep + r reads KV head g, so q (B, Hq, T, hd) viewed as (B, Hkv, n_rep*T, hd) puts the n_rep
-    heads of group g one after another along the time axis, where they all meet k[:, g]: one (n_rep*T, S) score
-    matrix per KV head, and no repeat_kv copies.
-    """
-    B, Hq, T, hd = q.shape
-    Hkv, S = k.shape[1], k.shape[2]
-    n_rep = Hq // Hkv
-    if causal:
-        mask = build_attention_mask(T)                                               # (1, 1, T, T)
-    scores = matmul(q.reshape(B, Hkv, n_rep * T, hd).float(), k.float().transpose(-2, -1))  # (B, Hkv, n_rep*T, S)
-    scores = (scores * (1.0 / math.sqrt(hd))).contiguous_backward()  # d(scores) is stored once, read by two matmuls
-    if mask is not None:  # (b, 1, T, S) -> the same rows for each of the n_rep stacked heads: (b, 1, n_rep*T, S)
-        mask = mask.unsqueeze(2).expand(mask.shape[0], 1, n_rep, T, S).reshape(mask.shape[0], 1, n_rep * T, S)
-        scores = mask.where(scores, MASK_VALUE)
-    # stored once (not recomputed, exp included, inside probs @ v), and so is its gradient
-    probs = softmax(scores).contiguous_backward().dropout(dropout)
-    return matmul(probs.cast(v.dtype), v).reshape(B, Hq, T, hd)                    # (B, Hq, T, hd)
 
 
 class KVCache:
@@ -176,7 +129,6 @@ class GroupedQueryAttention:
         # shared across layers by the Transformer; __slots__ keeps the tables and the cache out of get_parameters
         self.rope = rope if rope is not None else RotaryEmbedding(self.head_dim, max_seq_len, rope_base)
         self.cache: KVCache | None = None
-        self.fused = True  # False switches to the readable reference path (same numbers)
 
     def reset_cache(self) -> None:
         self.cache = None
@@ -210,11 +162,6 @@ class GroupedQueryAttention:
         if attention_mask is not None and tuple(attention_mask.shape) != (B, S):
             raise ValueError(f"attention_mask must have shape (batch, keys) = ({B}, {S}), "
                              f"got {tuple(attention_mask.shape)}")
-        plain_causal = attention_mask is None and isinstance(mask_pos, int) and mask_pos == 0
-        if self.fused and plain_causal:
-            out = attention_fused(q, k, v, dropout=self.dropout, causal=T > 1)
-        else:
-            mask = build_attention_mask(T, mask_pos, attention_mask)
-            core = attention_fused if self.fused else attention_reference
-            out = core(q, k, v, mask, self.dropout)                      # (B, Hq, T, hd)
+        mask = build_attention_mask(T, mask_pos, attention_mask)
+        out = attention(q, k, v, mask, self.dropout)                     # (B, Hq, T, hd)
         return self.o_proj(out.transpose(1, 2).reshape(B, T, self.num_query_heads * self.head_dim))

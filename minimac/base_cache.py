@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from tinygrad import Tensor
 
+from minimac import checkpoint
 from minimac.data import cache_dir, encode_documents
+from minimac.files import replace_folder
 from minimac.model import ModelConfig, Transformer
 from minimac.pretrain import step_batches
 from minimac.tokenizer import Tokenizer
@@ -88,17 +87,8 @@ def cached_base(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]
     folder = cache_dir() / spec.key(base_docs + [d for docs in later_docs for d in docs])
     if (folder / "model.safetensors").is_file() and (folder / "tokenizer").is_dir():
         return folder, False
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        _build(spec, base_docs, later_docs, tmp, say, log)
-        if folder.exists():  # another process built it meanwhile: keep theirs
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # written whole or not at all; if another process built the same entry meanwhile, theirs is kept
+    replace_folder(lambda tmp: _build(spec, base_docs, later_docs, tmp, say, log), folder, keep_existing=True)
     return folder, True
 
 
@@ -117,7 +107,7 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
     max_steps = CALIBRATION if timed else spec.base_steps
     config = TrainConfig(batch_size=spec.batch_size, seq_len=spec.seq_len, lr=spec.lr, min_lr=spec.lr / 10,
                          warmup_steps=WARMUP if timed else min(WARMUP, max(1, max_steps // 5)), max_steps=max_steps,
-                         eval_every=0, ckpt_every=0, seed=spec.seed)
+                         eval_every=0, ckpt_every=0)
     trainer = Trainer(model, config, step_batches(ids, spec.batch_size, spec.seq_len, spec.seed))
     stamps: list[float] = []
 
@@ -135,7 +125,7 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
         status = trainer.fit(log=on_step)
     if status != "done":
         raise KeyboardInterrupt(f"base pretraining {status} after {trainer.step} steps; nothing was cached")
-    model.save(out)
+    checkpoint.save(model, out)
     steady = np.diff(stamps[2:]) if len(stamps) > 3 else np.diff([start, *stamps])
     timings = {"first_steps_s": stamps[1] - start if len(stamps) > 1 else stamps[-1] - start,
                "pretrain_step_s": float(np.median(steady)), "pretrain_s": time.perf_counter() - start,
@@ -149,7 +139,7 @@ def default_base(spec: BaseSpec | None = None, say: Callable[[str], None] = prin
     tokenizer that has also seen some of "code". The same cache entry `python -m minimac.learn` uses.
 
         >>> folder = default_base()                                           # doctest: +SKIP
-        >>> model, tok = Transformer.load(folder), Tokenizer.load(folder / "tokenizer")   # doctest: +SKIP
+        >>> model, tok = checkpoint.load(folder), Tokenizer.load(folder / "tokenizer")   # doctest: +SKIP
     """
     from minimac.data import DEFAULT_DOMAINS, load_corpus
     first, *later = (load_corpus("default", "train", domain=d) for d in DEFAULT_DOMAINS)

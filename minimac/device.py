@@ -14,14 +14,6 @@ import platform
 import shutil
 
 
-def backend(t) -> str:
-    """The backend a Tensor (or UOp) lives on, without the device index: "CPU", "CUDA", "METAL", ...
-
-    For the few places where minimac picks a layout per backend (each measured: docs/performance.md).
-    """
-    return str(t.device).split(":")[0]
-
-
 class BackendUnavailable(RuntimeError):
     """The chosen tinygrad backend cannot run on this machine (with the fix in the message)."""
 

@@ -37,10 +37,9 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
-from tinygrad.nn.state import safe_load
 
-from minimac.checkpoint import write_safetensors
-from minimac.grad_norm import sum_all
+from minimac.files import atomic_write, read_safetensors, write_safetensors
+from minimac.ops import sum_all
 
 MODES = ("separate", "online")
 CONFIG_NAME, WEIGHTS_NAME = "ewc_config.json", "ewc.safetensors"
@@ -254,17 +253,14 @@ class EWC:
                 buf.assign(Tensor.zeros(*buf.shape, dtype=dtypes.float32)).realize()
 
     def save(self, directory: str | os.PathLike) -> None:
-        """ewc_config.json + ewc.safetensors in `directory`, each written to a temp file then os.replace'd."""
+        """ewc_config.json + ewc.safetensors in `directory`, each written atomically (minimac/files.py)."""
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{WEIGHTS_NAME}.tmp"
-        write_safetensors(tmp, self.state_dict())
-        os.replace(tmp, directory / WEIGHTS_NAME)
+        state = self.state_dict()
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: write_safetensors(tmp, state))
         config = {"ewc_lambda": self.ewc_lambda, "mode": self.mode, "decay_factor": self.decay_factor,
                   "num_experiences": self.num_experiences}
-        tmp = directory / f".{CONFIG_NAME}.tmp"
-        tmp.write_text(json.dumps(config, indent=2))
-        os.replace(tmp, directory / CONFIG_NAME)
+        atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> EWC:
@@ -277,10 +273,7 @@ class EWC:
             ewc = cls(config["ewc_lambda"], config["mode"], config["decay_factor"])
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"{directory / CONFIG_NAME} is not a valid EWC config ({type(e).__name__}: {e})") from e
-        try:
-            tensors = {k: v.numpy() for k, v in safe_load(str(directory / WEIGHTS_NAME)).items()}
-        except Exception as e:  # tinygrad raises json/struct/index errors on garbage; name the file instead
-            raise ValueError(f"{directory / WEIGHTS_NAME} is not a valid safetensors file ({e})") from e
+        tensors = read_safetensors(directory / WEIGHTS_NAME)     # a bad file: an error that names it
         ewc.load_state_dict(tensors)
         if ewc.num_experiences != config.get("num_experiences", ewc.num_experiences):
             raise ValueError(f"{directory} is inconsistent: the config says {config['num_experiences']} experiences, "

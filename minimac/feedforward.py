@@ -9,41 +9,22 @@ seed's presets all use d_ff = 4 * d_model.
 
 Worked example (d_model = d_ff = 1, all weights 1): x = 1 -> silu(1) * 1 = 0.7311 -> 0.7311.
 
-Speed (tinygrad): `swiglu_reference` is the formula as written. `SwiGLU.__call__` computes the same numbers but tells
-tinygrad which intermediates to store. Left to itself, tinygrad fuses `silu(w1 x) * (w3 x)`, exp included, into the
-w2 matmul that reads it and recomputes it for every few output columns, and in the backward pass it nests the
-d(hidden) = d(out) @ w2 matmul inside the matmuls that need it: 2.3x the arithmetic of a training step in all
-(docs/performance.md). `.contiguous()` stores `hidden` once; `.contiguous_backward()` stores the gradients that
-flow into `gate`, `up` and `hidden` once. Neither changes a number. `gated` computes silu(gate) * up with sigmoid(gate)
-stored once and a hand-written backward pass that reads it: tinygrad's own gradient would evaluate exp again for
-d(gate) and for d(up), and on the CPU exp is a polynomial in software (about 4 ns a value; nano's step: 3 exp passes
-over every (token, d_ff) pair per layer, now 1).
+`swiglu_hidden` is the formula as written; `minimac.fast.install()` puts minimac/fast/feedforward.py's version in
+its place (the same numbers, with sigmoid and the gradients stored once, which tinygrad would otherwise recompute).
 
 Not covered: GeGLU and plain GELU/ReLU MLPs (the seed's alternative `ff_type`s), mixture-of-experts.
 """
 from __future__ import annotations
 
-from tinygrad import Tensor, UOp, function
+from tinygrad import Tensor
 
-from minimac.fast_exp import sigmoid  # tinygrad's sigmoid, faster on the CPU
-from minimac.linear import Linear  # nn.Linear with a faster backward pass
-
-
-def _gated_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp, None]:
-    """h = gate * s * up with s = sigmoid(gate): dh/dgate = up * s * (1 + gate * (1 - s)), dh/dup = gate * s."""
-    gate, up, s = call.src[1:]
-    return grad * up * s * (1 + gate * (1 - s)), grad * gate * s, None
+from minimac.ops import Linear, seam
 
 
-@function(grad_fxn=_gated_backward)
-def _gated(gate: Tensor, up: Tensor, s: Tensor) -> Tensor:
-    return gate * s * up
-
-
-def gated(gate: Tensor, up: Tensor) -> Tensor:
-    """silu(gate) * up, the same numbers as `gate.silu() * up`; sigmoid(gate) is computed once and stored, and the
-    backward pass reads it instead of computing exp again. gate, up (..., d_ff) -> (..., d_ff)."""
-    return _gated(gate, up, sigmoid(gate).contiguous().detach())
+@seam
+def swiglu_hidden(gate: Tensor, up: Tensor) -> Tensor:
+    """silu(gate) * up, with silu(z) = z * sigmoid(z). gate = w1 x, up = w3 x: (..., d_ff) -> (..., d_ff)."""
+    return gate.silu() * up
 
 
 class SwiGLU:
@@ -63,13 +44,5 @@ class SwiGLU:
         self.dropout = dropout
 
     def __call__(self, x: Tensor) -> Tensor:
-        gate = self.w1(x).contiguous_backward()                      # (..., d_ff); its gradient is stored once
-        up = self.w3(x).contiguous_backward()                        # (..., d_ff)
-        hidden = gated(gate, up).contiguous().contiguous_backward()  # silu(gate) * up, stored once, in both directions
+        hidden = swiglu_hidden(self.w1(x), self.w3(x))               # (..., d_ff)
         return self.w2(hidden.dropout(self.dropout))                 # dropout only under Context(TRAINING=1)
-
-
-def swiglu_reference(ffn: SwiGLU, x: Tensor) -> Tensor:
-    """The formula as written, without storage hints: w2(silu(w1 x) * w3 x). Same numbers as `ffn(x)`, slower."""
-    hidden = ffn.w1(x).silu() * ffn.w3(x)
-    return ffn.w2(hidden.dropout(ffn.dropout))

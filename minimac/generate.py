@@ -25,7 +25,7 @@ gives exactly the seed's numbers but costs a full forward pass per token from th
 
     python -m minimac.generate --checkpoint DIR --prompt "Once upon a time" --max-new-tokens 50 --seed 0
 
-DIR holds model.safetensors + config.json (`model.save(DIR)`) and the tokenizer in DIR/tokenizer/
+DIR holds model.safetensors + config.json (`minimac.checkpoint.save(model, DIR)`) and the tokenizer in DIR/tokenizer/
 (`tokenizer.save(DIR / "tokenizer")`; the tokenizer's own config.json would collide with the model's).
 
 Not covered: beam search, batched generation, speculative decoding, constrained decoding.
@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
 
+from minimac import fast
 from minimac.jit_cache import cached_jit
 from minimac.model import check_ids
 
@@ -198,6 +199,7 @@ def load_for_generation(directory: str | Path, tokenizer_dir: str | Path | None 
 
 
 def main(argv: list[str] | None = None) -> int:
+    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_FAST=0 keeps the plain path
     ap = argparse.ArgumentParser(prog="python -m minimac.generate", description="Stream text from a checkpoint.")
     ap.add_argument("--checkpoint", required=True, help="dir with model.safetensors, config.json, tokenizer/")
     ap.add_argument("--prompt", required=True)

@@ -4,8 +4,9 @@ Capturing a TinyJit costs about two eager calls: scheduling and compiling a whol
 a GPU, where a replay takes milliseconds. A jit made fresh on every call (the safe default) pays that each time;
 `cached_jit` keeps it instead, keyed by what a capture depends on:
 
-    key = (each weight's buffer, each KV cache's buffer, each block's sub-modules, each LoRA layer's mode and
-           the matmul dtype)    buffers and sub-modules compared by identity
+    key = (each weight's buffer, each KV cache's buffer, each block's sub-modules, each LoRA layer's mode,
+           the seams minimac.fast has replaced and its flags, such as the matmul dtype)
+           buffers and sub-modules compared by identity
 
 - weights updated in place (an optimizer step, `assign`) keep their buffers: same key, and a replay reads the new
   values;
@@ -34,18 +35,35 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {nam
 
 def graph_key(model: Any) -> tuple:
     """What a captured forward pass of `model` depends on: every weight's and KV cache's buffer (the objects
-    themselves, so a freed buffer's id cannot be reused), every block's sub-modules, every LoRA layer's mode and the matmul dtype."""
+    themselves, so a freed buffer's id cannot be reused), every block's sub-modules, every LoRA layer's mode
+    and minimac.ops.graph_key() (the fast path's replacements and flags)."""
     from tinygrad.nn.state import get_state_dict
 
-    from minimac.linear import matmul_dtype
-    from minimac.lora import lora_layers
+    from minimac import ops
 
     buffers = [(name, t.uop.base.realized) for name, t in get_state_dict(model).items()]
     caches = [(c.k.uop.base.realized, c.v.uop.base.realized) for layer in getattr(model, "layers", [])
               if (c := getattr(getattr(layer, "attention", None), "cache", None)) is not None]
     blocks = [tuple(vars(layer).values()) for layer in getattr(model, "layers", [])]
-    modes = [(path, m.active_adapter, m.disabled, m.merged_adapter) for path, m in lora_layers(model).items()]
-    return tuple(buffers), tuple(caches), tuple(blocks), (*modes, matmul_dtype())
+    return tuple(buffers), tuple(caches), tuple(blocks), (*adapter_modes(model), ops.graph_key())
+
+
+def adapter_modes(model: Any) -> list[tuple]:
+    """(path, active adapter, disabled, merged adapter) of every LoRA-wrapped layer (minimac/lora.py), found by those
+    attributes: this module sits below lora.py and does not import it."""
+    found, stack, seen = [], [("", model)], set()
+    while stack:
+        path, obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, int, float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        if hasattr(obj, "merged_adapter"):
+            found.append((path, obj.active_adapter, obj.disabled, obj.merged_adapter))
+        elif isinstance(obj, (list, tuple)):
+            stack += [(f"{path}.{i}", v) for i, v in enumerate(obj)]
+        elif hasattr(obj, "__dict__") and not hasattr(obj, "uop"):   # modules, not Tensors
+            stack += [(f"{path}.{k}", v) for k, v in vars(obj).items()]
+    return sorted(found, key=lambda t: t[0])
 
 
 def same_key(a: Any, b: Any) -> bool:

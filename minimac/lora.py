@@ -22,7 +22,7 @@ JIT: which adapter runs, and whether adapters are disabled or merged, are Python
 with one adapter keeps replaying that adapter's kernels. Keep one jitted step per adapter, or call `jit.reset()`
 after set_adapter / disable_adapters / merge_adapter / delete_adapter / load_adapter.
 
-Files: save_adapter / load_adapter (PEFT's layout) are in minimac/lora_files.py and re-exported here.
+Files: save_adapter / load_adapter (PEFT's layout) are in minimac/lora_files.py.
 
 Not covered: LoRA on embeddings or lm_head, trained biases, DoRA / rsLoRA, quantised bases (QLoRA), mixing several
 adapters in one forward pass.
@@ -37,7 +37,7 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
-from minimac.linear import linear, low_rank_linear
+from minimac.ops import linear, low_rank_linear
 
 
 @dataclass
@@ -99,7 +99,7 @@ class LoRALinear:
     def __call__(self, x: Tensor) -> Tensor:
         # detach(): no gradient reaches the frozen base weight (backward() may still attach a zero .grad to it)
         weight = self.base_layer.weight.detach()
-        # minimac's layers have no bias: the frozen matmul laid out as minimac.linear lays it out
+        # minimac's layers have no bias: the frozen matmul through the `linear` seam (minimac/ops.py)
         y = linear(x, weight) if self.bias is None else x.linear(weight.transpose(), self.bias.detach())
         name = self.active_adapter
         if name is None or self.disabled or self.merged_adapter is not None:
@@ -314,6 +314,3 @@ def count_parameters(model, adapter_name: str | None = None) -> dict[str, int]:
     return {"trainable": sum(t.numel() for t in lora_parameters(model, adapter_name)),
             "total": sum(t.numel() for t in distinct.values())}
 
-
-# Files (PEFT's adapter_config.json + adapter_model.safetensors) live in minimac/lora_files.py; re-exported here.
-from minimac.lora_files import CONFIG_NAME, WEIGHTS_NAME, load_adapter, save_adapter  # noqa: F401

@@ -5,7 +5,7 @@
 
 The keys are PEFT's (`layers.0.attention.q_proj.lora_A.weight`, ...) and the config holds r, lora_alpha,
 lora_dropout and target_modules, so the folder reads like a PEFT adapter. The weights are written on the host
-(checkpoint.write_safetensors), so saving needs no CPU compiler on a GPU machine. `minimac.lora` re-exports both.
+(minimac/files.py), so saving needs no CPU compiler on a GPU machine.
 
 Leaves out: the adapters themselves (minimac/lora.py), whole-learner checkpoints (minimac/learner/checkpoint.py).
 """
@@ -19,9 +19,8 @@ from dataclasses import asdict
 import numpy as np
 from tinygrad import Tensor
 from tinygrad.nn import Linear
-from tinygrad.nn.state import safe_load, safe_load_metadata
 
-from minimac.checkpoint import write_safetensors
+from minimac.files import atomic_write, read_safetensors, write_safetensors
 from minimac.lora import (
     LoRAConfig,
     LoRALinear,
@@ -43,24 +42,10 @@ def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
     config = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_NAME}.tmp"
-    write_safetensors(tmp, adapter_state_dict(model, name))  # on the host: no CPU compiler needed on a GPU
-    os.replace(tmp, directory / WEIGHTS_NAME)
+    state = adapter_state_dict(model, name)
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: write_safetensors(tmp, state))  # on the host: no compiler
     meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules)}
-    tmp = directory / f".{CONFIG_NAME}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, directory / CONFIG_NAME)
-
-
-def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
-    try:
-        _, data_start, meta = safe_load_metadata(Tensor(path))
-        end = max((v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"), default=0)
-        if data_start + end > path.stat().st_size:
-            raise ValueError("file is truncated")
-        return {k: v.numpy() for k, v in safe_load(str(path)).items()}
-    except Exception as e:  # tinygrad raises json/struct/index errors on garbage; say which file is bad instead
-        raise ValueError(f"{path} is not a valid safetensors file ({type(e).__name__}: {e})") from e
+    atomic_write(directory / CONFIG_NAME, json.dumps(meta, indent=2))
 
 
 def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> str:
@@ -79,7 +64,7 @@ def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
                             target_modules=tuple(meta["target_modules"]))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{directory / CONFIG_NAME} is not a valid adapter config ({type(e).__name__}: {e})") from e
-    arrays = _read_safetensors(directory / WEIGHTS_NAME)
+    arrays = read_safetensors(directory / WEIGHTS_NAME)
     name = adapter_name or meta.get("adapter_name", "default")
     if exists := name in adapter_names(model):
         expected = {k: tuple(v.shape) for k, v in adapter_state_dict(model, name).items()}

@@ -31,18 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tinygrad import Context, Tensor, UOp, dtypes
+from tinygrad import Tensor, UOp, dtypes
 from tinygrad.nn import Embedding
 from tinygrad.nn.state import get_state_dict
 
 from minimac.attention import GroupedQueryAttention
-from minimac.device import backend
 from minimac.feedforward import SwiGLU
-from minimac.linear import Linear, embedding
 from minimac.norm import RMSNorm
+from minimac.ops import Linear, embedding
 from minimac.rope import RotaryEmbedding
-
-ATOMIC_EMBEDDING_DEVICES = ("CPU", "AMD")  # where tinygrad's nn.Embedding has an atomic scatter-add backward
 
 _SIZE_FIELDS = ("vocab_size", "d_model", "num_layers", "num_query_heads", "num_kv_heads", "d_ff", "max_seq_len")
 PRESETS: dict[str, dict[str, int]] = {name: dict(zip(_SIZE_FIELDS, sizes)) for name, sizes in {
@@ -123,10 +120,6 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.num_query_heads
-
-    @property
-    def num_queries_per_kv(self) -> int:
-        return self.num_query_heads // self.num_kv_heads
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> ModelConfig:
@@ -231,12 +224,7 @@ class Transformer:
                                  f"max_seq_len {self.config.max_seq_len}; crop it to the last tokens")
         if host is not None:
             check_ids(host, self.config.vocab_size)
-        # the weight gradient: nn.Embedding's atomic scatter-add where tinygrad has one, else a matmul (linear.py)
-        if backend(self.token_embedding.weight) in ATOMIC_EMBEDDING_DEVICES:
-            with Context(USE_ATOMICS=1):
-                x = self.token_embedding(tokens)                            # (B, T, d)
-        else:
-            x = embedding(self.token_embedding.weight, tokens)              # (B, T, d)
+        x = embedding(self.token_embedding.weight, tokens)                  # (B, T, d)
         return x.dropout(self.config.dropout)  # only under Context(TRAINING=1)
 
     def hidden_states(self, tokens: Any, start_pos: int | UOp = 0, attention_mask: Any = None,
@@ -299,26 +287,6 @@ class Transformer:
             dst.assign(src.to(dst.device).cast(dst.dtype))
         Tensor.realize(*self.parameters())
         self.reset_cache()
-
-    # ---- checkpoints and generation live in their own modules (lesson-sized files) ----------------------------
-    def save(self, directory: str) -> None:
-        from minimac.checkpoint import save
-        save(self, directory)
-
-    @classmethod
-    def load(cls, directory: str) -> Transformer:
-        from minimac.checkpoint import load
-        return load(directory)
-
-    def generate(self, prompt_ids: list[int], max_new_tokens: int, **kwargs: Any) -> list[int]:
-        """New token ids after `prompt_ids`; see `minimac.generate.generate` for the sampling options."""
-        from minimac.generate import generate
-        return generate(self, prompt_ids, max_new_tokens, **kwargs)
-
-    def stream(self, prompt_ids: list[int], max_new_tokens: int, **kwargs: Any):
-        """Yield new token ids one at a time; see `minimac.generate.stream`."""
-        from minimac.generate import stream
-        return stream(self, prompt_ids, max_new_tokens, **kwargs)
 
 
 def check_ids(ids: Any, vocab_size: int) -> None:

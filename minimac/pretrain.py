@@ -7,7 +7,7 @@
 It trains a byte-level BPE tokenizer on the corpus's training split (or reuses the one of --resume / --tokenizer),
 packs the split into one token stream, pretrains with `minimac.train.Trainer`, then measures bits per byte on the
 held-out (valid) split. The output directory holds `tokenizer/`, `model.safetensors` + `config.json` (for
-`Transformer.load` and `minimac.generate`), `checkpoint.safetensors` (resumable: weights + AdamW moments + step) and
+`minimac.checkpoint.load` and `minimac.generate`), `checkpoint.safetensors` (resumable: weights + AdamW moments + step) and
 `metrics.json` (tokens/s, wall time, held-out bits per byte, the command line and the machine).
 `--corpus` is "default" (embedded: Python's own docs and stdlib source, no download), a registry name (see
 `minimac.data.list_corpora()`; MINIMAC_DATA points at an offline mirror), or a path to a UTF-8 text file.
@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 from tinygrad import Device, Tensor
 
-from minimac import metrics
+from minimac import checkpoint, fast, metrics
 from minimac.corpora import read_text, split_documents
 from minimac.data import DEFAULT_DOMAINS, Batcher, encode_documents, list_corpora, load_corpus
-from minimac.linear import MATMUL_DTYPES, set_matmul_dtype
+from minimac.fast.linear import MATMUL_DTYPES, set_matmul_dtype
+from minimac.generate import generate
 from minimac.model import ModelConfig, Transformer
 from minimac.readout import Readout, fmt_seconds
 from minimac.tokenizer import Tokenizer
@@ -143,6 +144,7 @@ def prepare_data(s: dict, args: argparse.Namespace,
 
 
 def main(argv: list[str] | None = None) -> int:
+    fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_FAST=0 keeps the plain path
     args = parse_args(argv)
     if args.matmul_dtype:
         set_matmul_dtype(args.matmul_dtype)
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
         r.message(f"training stopped ({status}) after {trainer.step} steps; evaluating on the held-out split")
         final = metrics.evaluate(model, valid_ids, T, B, num_bytes=valid_bytes)
-        model.save(out)
+        checkpoint.save(model, out)
         steady = [t for t in times if t[0] > times[0][0] + 1] if len(times) > 3 else times
         tokens_per_s = ((steady[-1][0] - steady[0][0]) * B * T / (steady[-1][1] - steady[0][1])
                         if len(steady) > 1 else math.nan)
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{tokens_per_s:,.0f} tokens/s; {fmt_seconds(result['wall_seconds'])} in all; saved to {out}")
         if args.sample_tokens > 0:
             prompt = tokenizer.encode(valid_docs[0][:40])
-            sample = model.generate(prompt, args.sample_tokens, temperature=0.8, top_k=40, seed=s["seed"],
+            sample = generate(model, prompt, args.sample_tokens, temperature=0.8, top_k=40, seed=s["seed"],
                                     eos_id=tokenizer.eot_id)
             r.message(f"sample: {tokenizer.decode(prompt + sample)!r}")
     return 0 if status != "interrupted" else 130

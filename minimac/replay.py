@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from minimac.files import atomic_write
 
 POLICIES = ("reservoir", "importance", "uniform")
 UNKNOWN_DOMAIN = "unknown"  # the group of experiences whose domain is None
@@ -240,7 +241,7 @@ class ReplayBuffer:
         self.recent.clear()
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the buffer to `path` (an .npz file) atomically: a temp file in the same folder, then os.replace."""
+        """Write the buffer to `path` (an .npz file) atomically (minimac/files.py)."""
         path, exps = os.fspath(path), self.experiences
         # One .npz: the ids of all items concatenated (compact), everything else as one JSON string.
         state = {"mem_size": self.mem_size, "policy": self.policy, "seed": self.seed, "total_seen": self.total_seen,
@@ -253,15 +254,10 @@ class ReplayBuffer:
             raise TypeError(f"cannot save replay buffer: experience metadata must be JSON-serialisable ({err})") from err
         lengths = np.array([len(e) for e in exps], dtype=np.int64)
         ids = np.concatenate([e.input_ids for e in exps]) if exps else np.zeros(0, np.int32)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:    # a file object: np.savez would add ".npz" to a name
                 np.savez(f, ids=ids, lengths=lengths, meta=np.array(meta))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReplayBuffer:

@@ -10,14 +10,13 @@ One training step on a (B, T+1) batch of token ids:
 checkpoint (weights + optimizer moments + step + RNG state + configs) that resumes bit-identically, stops on a
 non-finite loss without touching the last good checkpoint, and saves on Ctrl-C. Batches come from a function of the
 step number (`batches(step) -> (B, T+1) int array`), so the data position is the step itself.
-Not covered: gradient accumulation, several devices. Mixed precision is `linear.set_matmul_dtype`; the terminal
-readout is in `pretrain.py`.
+The loss is minimac.ops.cross_entropy. Not covered: gradient accumulation, several devices. Mixed precision is
+`minimac.fast.linear.set_matmul_dtype`; the terminal readout is in `pretrain.py`.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from collections import deque
@@ -27,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tinygrad import Context, Tensor, TinyJit, UOp, dtypes, function
+from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW, OptimizerGroup
-from tinygrad.nn.state import get_parameters, get_state_dict, safe_load, safe_load_metadata
+from tinygrad.nn.state import get_parameters, get_state_dict
 
-from minimac.checkpoint import write_safetensors
 from minimac.device_inputs import DeviceInputs, write_into
-from minimac.fast_exp import exp
-from minimac.grad_norm import clip_by_global_norm
+from minimac.files import atomic_write, read_safetensors, write_safetensors
+from minimac.ops import clip_by_global_norm, cross_entropy
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -46,46 +44,14 @@ def shift_labels(batch: Tensor) -> tuple[Tensor, Tensor]:
     return batch[:, :-1], batch[:, 1:]
 
 
-def _logsumexp_backward(grad: UOp, call: UOp) -> tuple[UOp, None, None, None]:
-    """d logsumexp(x) / dx = softmax(x) = e / s, from the stored e = exp(x - max) and s = sum(e)."""
-    e, s = call.src[2], call.src[3]
-    return e * (grad / s), None, None, None
-
-
-@function(grad_fxn=_logsumexp_backward)
-def _logsumexp_of(x: Tensor, e: Tensor, s: Tensor, m: Tensor) -> Tensor:
-    return m + s.log()
-
-
-def logsumexp(x: Tensor) -> Tensor:
-    """x.logsumexp(-1), the same numbers, with one pass of exp: e = exp(x - max) is stored and the backward pass
-    reads it. tinygrad's own gradient evaluates exp again, over every (token, vocabulary entry) pair: on the CPU,
-    where exp is a software polynomial, that second pass cost 4-8 ms of a nano step. x (..., V) -> (...)
-
-    >>> round(logsumexp(Tensor([[0.0, 0.0, 0.0, 0.0]])).item(), 4)  # log 4
-    1.3863
-    """
-    m = x.max(-1, keepdim=True).detach()                       # (..., 1): exp never overflows
-    e = exp(x - m).contiguous().detach()                       # (..., V), stored once; minimac.fast_exp
-    return _logsumexp_of(x, e, e.sum(-1, keepdim=True).contiguous().detach(), m).squeeze(-1)
-
-
-def cross_entropy(logits: Tensor, targets: Tensor, ignore_index: int = -1) -> Tensor:
-    """Mean of logsumexp(logits) - logits[target] over the targets that are not `ignore_index`.
-
-    logits (B, T, V) float, targets (B, T) int. Uniform logits give log(V): for V = 4, 1.386.
-    The picked logit comes from `gather`, which tinygrad fuses into a compare-and-select inside the reduction, so no
-    float one-hot of (B, T, V) is written to memory (a `.one_hot(V).float()` version costs one more kernel and ~17%
-    more memory traffic on CPU). tinygrad's own `sparse_categorical_crossentropy` with ignore_index=-1 keeps the -1
-    positions in the denominator, hence this function.
-    """
-    if logits.ndim != targets.ndim + 1 or logits.shape[:-1] != targets.shape:
-        raise ValueError(f"logits {logits.shape} must be targets {targets.shape} plus a vocabulary axis")
-    valid = targets != ignore_index                                      # (B, T) bool
-    safe = valid.where(targets, 0)                                       # a legal index where ignored
-    picked = logits.gather(-1, safe.unsqueeze(-1)).squeeze(-1)           # (B, T)
-    nll = logsumexp(logits.float()) - picked.float()                     # (B, T); logsumexp subtracts the max first
-    return (nll * valid).sum() / valid.sum().maximum(1).cast(dtypes.float32)
+def optimizer_step(opt: Any, params: list[Tensor], grads: list[Tensor], max_grad_norm: float) -> tuple[Tensor, list]:
+    """Clip `grads` to a global norm of `max_grad_norm`, give them to `opt` and schedule its update (no realize, so it
+    fits inside a jitted step). Returns (the norm before clipping, the tensors to realize). Used by pretraining's
+    Trainer and the learner's StepTrainer."""
+    grads, norm = clip_by_global_norm(grads, max_grad_norm)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    return norm, opt.schedule_step()
 
 
 @dataclass
@@ -104,7 +70,6 @@ class TrainConfig:
     eval_every: int = 100                # 0: evaluate only at the end
     eval_batches: int = 8
     ckpt_every: int = 200                # 0: save only at the end (and on Ctrl-C)
-    seed: int = 1337
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -174,11 +139,9 @@ class Trainer:
         with Context(TRAINING=1):
             loss = cross_entropy(self.model(x), y)
             # loss.gradient, not backward(): only the trainable tensors get gradients (not RoPE tables, frozen weights)
-            grads, norm = clip_by_global_norm(loss.gradient(*self.params), self.config.grad_clip)
-            for p, g in zip(self.params, grads):
-                p.grad = g
+            norm, updates = optimizer_step(self.opt, self.params, loss.gradient(*self.params), self.config.grad_clip)
             stats = Tensor.stack(loss.float(), norm)                    # (2,): read back with one host sync per step
-            Tensor.realize(stats, *self.opt.schedule_step())
+            Tensor.realize(stats, *updates)
         return stats
 
     def train_step(self, batch: np.ndarray) -> tuple[float, float]:
@@ -264,15 +227,14 @@ class Trainer:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"step": self.step, "train_config": asdict(self.config), "history": self.history,
                 "model_config": _config_dict(self.model), "rng": _rng_state(), **self.meta}
-        tmp = folder / f".{CHECKPOINT}.tmp{os.getpid()}"
-        write_safetensors(tmp, self.state_dict(), {"minimac": json.dumps(meta)})  # host-side: any device
-        os.replace(tmp, folder / CHECKPOINT)
+        state = self.state_dict()
+        atomic_write(folder / CHECKPOINT, lambda tmp: write_safetensors(tmp, state, {"minimac": json.dumps(meta)}))
         return folder / CHECKPOINT
 
     def load(self, out_dir: str | Path) -> dict:
         """Restore weights, optimizer moments, step, history and RNG from out_dir; returns the checkpoint's metadata."""
         meta = read_checkpoint_meta(out_dir)
-        saved = safe_load(str(Path(out_dir) / CHECKPOINT))
+        saved = read_safetensors(Path(out_dir) / CHECKPOINT)
         mine = self.state_dict()
         for k, v in mine.items():
             if k not in saved:
@@ -281,7 +243,7 @@ class Trainer:
                 raise ValueError(f"checkpoint in {out_dir}: {k} has shape {tuple(saved[k].shape)}, this model needs "
                                  f"{tuple(v.shape)}: it was made for a different model config")
         for k, v in mine.items():
-            v.assign(saved[k].to(v.device).cast(v.dtype)).realize()
+            v.assign(Tensor(np.ascontiguousarray(saved[k]), device=v.device).cast(v.dtype)).realize()
         self.step, self.history = meta["step"], meta.get("history", [])
         _set_rng_state(meta.get("rng"))
         if hasattr(self._step_fn, "reset"):
@@ -294,8 +256,8 @@ def read_checkpoint_meta(out_dir: str | Path) -> dict:
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"no {CHECKPOINT} in {out_dir}: nothing to resume (train with --out {out_dir} first)")
-    _, _, header = safe_load_metadata(str(path))
-    return json.loads(header["__metadata__"]["minimac"])
+    _, metadata = read_safetensors(path, with_metadata=True)
+    return json.loads(metadata["minimac"])
 
 
 def _config_dict(model: Any) -> dict | None:

@@ -1,9 +1,13 @@
 """Grouped-query attention against a numpy float64 reference: plain, padded, and with a prefilled KV cache."""
+import contextlib
+
 import numpy as np
 import pytest
 from tinygrad import Tensor, UOp
 
+from minimac import ops
 from minimac.attention import GroupedQueryAttention, build_attention_mask, repeat_kv
+from minimac.fast.attention import attention as fast_attention
 
 D, HQ, HKV, MAX_LEN = 32, 4, 2, 16
 
@@ -42,6 +46,15 @@ def attn():
     return GroupedQueryAttention(D, HQ, HKV, MAX_LEN)
 
 
+@contextlib.contextmanager
+def path(fused: bool):
+    """Inside the block, the fast attention (minimac/fast/attention.py) or the plain one (minimac/attention.py)."""
+    with ops.plain():
+        if fused:
+            ops.replace(attention=fast_attention)
+        yield
+
+
 @pytest.fixture(scope="module")
 def x():
     return np.random.default_rng(0).standard_normal((2, 8, D)).astype(np.float32)
@@ -49,8 +62,8 @@ def x():
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_matches_numpy_reference(attn, x, fused):
-    attn.fused = fused
-    np.testing.assert_allclose(attn(Tensor(x)).numpy(), np_attention(attn, x), rtol=1e-4, atol=1e-5)
+    with path(fused):
+        np.testing.assert_allclose(attn(Tensor(x)).numpy(), np_attention(attn, x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("hkv", [1, 4])
@@ -66,11 +79,11 @@ def test_kv_heads_are_shared_by_contiguous_groups():
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_padding_mask(attn, x, fused):
-    attn.fused = fused
     pad = np.ones((2, 8), np.int32)
     pad[0, 6:] = 0  # right padding
     pad[1, :3] = 0  # left padding: queries 0..2 see no real key at all
-    got = attn(Tensor(x), attention_mask=Tensor(pad)).numpy()
+    with path(fused):
+        got = attn(Tensor(x), attention_mask=Tensor(pad)).numpy()
     assert np.isfinite(got).all()
     want = np_attention(attn, x, pad)
     real = pad.astype(bool)
@@ -79,13 +92,13 @@ def test_padding_mask(attn, x, fused):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_cached_decoding_matches_full_recompute(attn, x, fused):
-    attn.fused = fused
     want = np_attention(attn, x)
-    got = [attn(Tensor(x[:, :3]), 0, use_cache=True).numpy()]          # prefill 3
-    got.append(attn(Tensor(x[:, 3:5]), 3, use_cache=True).numpy())     # a 2-token step on a prefilled cache
-    pos = UOp.variable("start_pos", 1, MAX_LEN - 1)
-    for p in range(5, 8):                                               # 1-token steps, symbolic position
-        got.append(attn(Tensor(x[:, p:p + 1]), pos.bind(p), use_cache=True).numpy())
+    with path(fused):
+        got = [attn(Tensor(x[:, :3]), 0, use_cache=True).numpy()]          # prefill 3
+        got.append(attn(Tensor(x[:, 3:5]), 3, use_cache=True).numpy())     # a 2-token step on a prefilled cache
+        pos = UOp.variable("start_pos", 1, MAX_LEN - 1)
+        for p in range(5, 8):                                               # 1-token steps, symbolic position
+            got.append(attn(Tensor(x[:, p:p + 1]), pos.bind(p), use_cache=True).numpy())
     np.testing.assert_allclose(np.concatenate(got, axis=1), want, rtol=1e-4, atol=1e-5)
 
 
@@ -94,9 +107,9 @@ def test_cache_with_padding_fused_equals_reference(attn, x):
     pad[1, :2] = 0
     outs = []
     for fused in (True, False):
-        attn.fused = fused
-        attn(Tensor(x[:, :4]), 0, attention_mask=Tensor(pad[:, :4]), use_cache=True)
-        outs.append(attn(Tensor(x[:, 4:6]), 4, attention_mask=Tensor(pad[:, :6]), use_cache=True).numpy())
+        with path(fused):
+            attn(Tensor(x[:, :4]), 0, attention_mask=Tensor(pad[:, :4]), use_cache=True)
+            outs.append(attn(Tensor(x[:, 4:6]), 4, attention_mask=Tensor(pad[:, :6]), use_cache=True).numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs[0], np_attention(attn, x[:, :6], pad[:, :6])[:, 4:6], rtol=1e-4, atol=1e-5)
 

@@ -7,7 +7,8 @@ import pytest
 from tinygrad import Tensor
 from tinygrad.nn.state import safe_save
 
-from minimac import checkpoint
+from minimac import checkpoint, files
+from minimac.checkpoint import load, save
 from minimac.model import ModelConfig, Transformer
 
 SMALL = {"vocab_size": 320, "d_model": 32, "num_layers": 2, "num_query_heads": 4, "num_kv_heads": 2, "d_ff": 64,
@@ -24,17 +25,17 @@ def model():
 @pytest.fixture(scope="module")
 def saved(model, tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    model.save(d)
+    save(model, d)
     return d
 
 
 def test_round_trip_reproduces_logits_exactly(model, saved):
-    loaded = Transformer.load(saved)
+    loaded = load(saved)
     assert loaded.config == model.config
     np.testing.assert_array_equal(loaded(TOKENS).numpy(), model(TOKENS).numpy())
     assert loaded.lm_head.weight is loaded.token_embedding.weight
     assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]  # no temp files left
-    assert "lm_head.weight" not in checkpoint.read_safetensors(saved / "model.safetensors")  # tied: stored once
+    assert "lm_head.weight" not in files.read_safetensors(saved / "model.safetensors")  # tied: stored once
     assert json.loads((saved / "config.json").read_text())["format_version"] == checkpoint.FORMAT_VERSION
 
 
@@ -42,15 +43,15 @@ def test_untied_round_trip_and_overwrite(tmp_path):
     Tensor.manual_seed(4)
     first, second = (Transformer(ModelConfig(**SMALL, tie_embeddings=False)) for _ in range(2))
     (tmp_path / "tokenizer").mkdir()
-    first.save(tmp_path)
-    second.save(tmp_path)  # overwriting an existing checkpoint leaves other files alone
+    save(first, tmp_path)
+    save(second, tmp_path)  # overwriting an existing checkpoint leaves other files alone
     loaded = checkpoint.load(tmp_path)
     np.testing.assert_array_equal(loaded(TOKENS).numpy(), second(TOKENS).numpy())
     assert (tmp_path / "tokenizer").is_dir()
 
 
 def test_a_failed_save_keeps_the_old_checkpoint(model, tmp_path, monkeypatch):
-    model.save(tmp_path)
+    save(model, tmp_path)
     before = (tmp_path / "model.safetensors").read_bytes()
 
     def boom(path, tensors, metadata=None):
@@ -58,7 +59,7 @@ def test_a_failed_save_keeps_the_old_checkpoint(model, tmp_path, monkeypatch):
         raise OSError("disk full")
     monkeypatch.setattr(checkpoint, "write_safetensors", boom)
     with pytest.raises(OSError, match="disk full"):
-        model.save(tmp_path)
+        save(model, tmp_path)
     assert (tmp_path / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
@@ -106,7 +107,7 @@ def test_weights_that_do_not_fit_the_config(saved, tmp_path):
                                          r"\(64, 32\), the config needs \(96, 32\)"):
         checkpoint.load(d)
     d = copy_checkpoint(saved, tmp_path / "key")
-    weights = checkpoint.read_safetensors(d / "model.safetensors")
+    weights = files.read_safetensors(d / "model.safetensors")
     del weights["norm.weight"]
     safe_save({k: Tensor(v) for k, v in weights.items()}, str(d / "model.safetensors"))
     with pytest.raises(ValueError, match="model.safetensors' does not match config.json: missing norm.weight"):
@@ -132,12 +133,12 @@ def test_write_safetensors_matches_tinygrads_reader_and_ours(tmp_path):
     arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([7, -1], np.int32),
               "d": Tensor([1.5, 2.5])}
     path = tmp_path / "x.safetensors"
-    checkpoint.write_safetensors(path, arrays, {"note": "hi"})
-    ours, theirs = checkpoint.read_safetensors(path), safe_load(str(path))
+    files.write_safetensors(path, arrays, {"note": "hi"})
+    ours, theirs = files.read_safetensors(path), safe_load(str(path))
     for k, v in arrays.items():
         want = v.numpy() if isinstance(v, Tensor) else v
         np.testing.assert_array_equal(ours[k], want)
         np.testing.assert_array_equal(theirs[k].numpy(), want)
     assert safe_load_metadata(str(path))[2]["__metadata__"] == {"note": "hi"}
     with pytest.raises(TypeError, match="'e'.*float64"):
-        checkpoint.write_safetensors(path, {"e": np.zeros(2)})
+        files.write_safetensors(path, {"e": np.zeros(2)})

@@ -1,4 +1,4 @@
-"""minimac.cpu_graph: a jitted CPU step replays through CPUGraph, with new inputs each time, and gives the numbers of
+"""minimac.fast.cpu_graph: a jitted CPU step replays through CPUGraph, with new inputs each time, and gives the numbers of
 tinygrad's own dispatch bit for bit; cached decoding, whose kernels take the position as a symbolic variable, decodes
 the same tokens through it; MINIMAC_CPU_GRAPH=0 leaves tinygrad alone."""
 import os
@@ -9,7 +9,7 @@ from tinygrad import Device, Tensor, TinyJit, nn
 from tinygrad.helpers import Context
 from tinygrad.nn.optim import AdamW
 
-from minimac import cpu_graph, cpu_threads
+from minimac.fast import cpu_graph, cpu_threads
 
 pytestmark = pytest.mark.skipif(Device.DEFAULT != "CPU" or os.name == "nt" or cpu_threads.library() is None,
                                 reason="the graph applies to tinygrad's CPU backend with minimac's C library")

@@ -1,4 +1,4 @@
-"""minimac.cpu_threads: the C pool runs every part of a kernel, on other threads, also after a fork; tinygrad's
+"""minimac.fast.cpu_threads: the C pool runs every part of a kernel, on other threads, also after a fork; tinygrad's
 THREAD-split kernels go through it and give the numbers of tinygrad's own loop bit for bit; a pool that cannot be
 built falls back with a warning; MINIMAC_CPU_THREADS=0 leaves tinygrad alone."""
 import ctypes
@@ -12,7 +12,7 @@ from tinygrad import Device, Tensor
 from tinygrad.helpers import NUM_CPU_THREADS
 from tinygrad.runtime.ops_cpu import CPUProgram
 
-from minimac import cpu_threads
+from minimac.fast import cpu_threads
 
 pytestmark = pytest.mark.skipif(Device.DEFAULT != "CPU" or os.name == "nt",
                                 reason="the pool applies to tinygrad's CPU backend on POSIX systems")

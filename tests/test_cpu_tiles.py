@@ -1,4 +1,4 @@
-"""minimac.cpu_tiles: which kernels get the outer-product tile, that compile workers get it too, that the numbers are
+"""minimac.fast.cpu_tiles: which kernels get the outer-product tile, that compile workers get it too, that the numbers are
 those of numpy, and that MINIMAC_CPU_TILES=0 leaves tinygrad alone."""
 import re
 
@@ -8,7 +8,7 @@ from tinygrad import Device, Tensor
 from tinygrad.codegen import to_program_cache
 from tinygrad.codegen.opt import OptOps
 
-from minimac import cpu_tiles
+from minimac.fast import cpu_tiles
 
 pytestmark = pytest.mark.skipif(Device.DEFAULT != "CPU", reason="the tiles only apply on tinygrad's CPU backend")
 
@@ -54,7 +54,7 @@ def test_a_matmul_gets_the_tile_and_numpy_numbers():
 
 
 def test_a_weight_gradient_gets_the_tile():
-    """dy^T @ x sums over tokens (minimac.linear's weight gradient, with dy^T copied once): a tile."""
+    """dy^T @ x sums over tokens (minimac.fast.linear's weight gradient, with dy^T copied once): a tile."""
     rng = np.random.default_rng(1)
     x, dy = rng.standard_normal((72, 32)).astype(np.float32), rng.standard_normal((72, 48)).astype(np.float32)
     out = Tensor(dy).transpose().contiguous() @ Tensor(x)          # (48, 72) @ (72, 32): the sum over 72 tokens
@@ -89,7 +89,7 @@ def test_a_dot_product_layout_keeps_tinygrads_heuristic():
 
 
 def test_gradients_through_linear_match_numpy():
-    from minimac.linear import Linear
+    from minimac.ops import Linear
 
     rng = np.random.default_rng(3)
     layer = Linear(12, 20, bias=False)

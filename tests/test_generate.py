@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
+from minimac import checkpoint
 from minimac.generate import generate, load_for_generation, main, process_logits, sample_token, stream
 from minimac.model import ModelConfig, Transformer
 
@@ -99,7 +100,7 @@ def test_bad_arguments_raise_before_any_work(model, kwargs, message):
 def test_cli_streams_text_from_a_checkpoint(model, tmp_path, capsys):
     from minimac.tokenizer import Tokenizer
 
-    model.save(tmp_path)
+    checkpoint.save(model, tmp_path)
     assert main(["--checkpoint", str(tmp_path), "--prompt", "hi"]) == 1
     assert "no tokenizer at" in capsys.readouterr().err
     Tokenizer().save(tmp_path / "tokenizer")

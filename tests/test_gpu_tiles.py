@@ -1,4 +1,4 @@
-"""minimac.gpu_tiles: larger tensor-core tiles on NVIDIA GPUs, checked on tinygrad's emulated GPU (DEV=PYTHON::sm_80,
+"""minimac.fast.gpu_tiles: larger tensor-core tiles on NVIDIA GPUs, checked on tinygrad's emulated GPU (DEV=PYTHON::sm_80,
 the tensor cores of an A100/H100 run in Python) against numpy, and left out everywhere else."""
 import json
 import os
@@ -10,7 +10,7 @@ import numpy as np
 from tinygrad import Tensor
 from tinygrad.helpers import Context
 
-from minimac import cpu_tiles, gpu_tiles
+from minimac.fast import cpu_tiles, gpu_tiles
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MATMUL = r"""
 import json, sys
 import numpy as np
-import minimac
+import minimac.fast
+minimac.fast.install()
 import tinygrad.codegen.opt.heuristic as heuristic
 from tinygrad import Tensor, dtypes
 M, K, N = (int(v) for v in sys.argv[1:4])
@@ -43,11 +44,12 @@ print(json.dumps({"chosen": chosen, "err": float(np.abs(out - ref).max() / np.ab
 STEP = r"""
 import json
 import numpy as np
-import minimac
+import minimac.fast
+minimac.fast.install()
 import tinygrad.codegen.opt.heuristic as heuristic
 from tinygrad import dtypes
 from tinygrad.uop.ops import Ops
-from minimac.linear import set_matmul_dtype
+from minimac.fast.linear import set_matmul_dtype
 from minimac.model import ModelConfig, Transformer
 from minimac.train import TrainConfig, Trainer
 with_tc, without = [], []

@@ -65,10 +65,10 @@ def test_readout_shows_each_controllers_state(live):
     from rich.console import Console
 
     from minimac.learner import ContinualLearner
+    from minimac.learner.strategies import LearnerConfig
     from minimac.model import ModelConfig, Transformer
     from minimac.neuro import Homeostasis, Sleep
     from minimac.readout import Readout, fmt_value
-    from minimac.learner.strategies import LearnerConfig
     from minimac.tokenizer import Tokenizer
     model = Transformer(ModelConfig(**{**MICRO, "max_seq_len": 16}))
     ctls = learn.build_controllers(learn.parse_args(["--neuro", "all"]).neuro, model)

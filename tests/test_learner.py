@@ -18,14 +18,13 @@ from tinygrad.nn.state import get_state_dict
 import minimac.learner.learner as learner_mod
 from minimac import lora
 from minimac.checkpoint import load as load_model
+from minimac.learner import ContinualLearner
 from minimac.learner.checkpoint import META, TRAINERS
 from minimac.learner.hooks import Controller
-from minimac.learner import ContinualLearner
-from minimac.learner.step import weighted_cross_entropy
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
+from minimac.learner.strategies import STRATEGIES, LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.replay import Experience
-from minimac.learner.strategies import STRATEGIES, LearnerConfig
 from minimac.tokenizer import Tokenizer
 from minimac.train import NonFiniteLossError, cross_entropy
 
@@ -142,7 +141,7 @@ def test_weighted_cross_entropy_matches_cross_entropy_and_numpy():
     y = rng.integers(0, 7, (2, 5)).astype(np.int32)
     y[1, 3:] = -1
     w = (y != -1) / (y != -1).sum()
-    got = weighted_cross_entropy(Tensor(logits_np), Tensor(y), Tensor(w.astype(np.float32))).item()
+    got = cross_entropy(Tensor(logits_np), Tensor(y), weights=Tensor(w.astype(np.float32))).item()
     ref = cross_entropy(Tensor(logits_np), Tensor(y)).item()
     z = logits_np.astype(np.float64)
     lse = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1)
@@ -407,7 +406,7 @@ def test_an_interrupted_save_leaves_the_old_checkpoint(streamed, saved, tmp_path
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.lora, "save_adapter", crash)   # after the base and the export are written
+    monkeypatch.setattr(io.lora_files, "save_adapter", crash)   # after the base and the export are written
     with pytest.raises(KeyboardInterrupt):
         streamed.save_checkpoint(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]            # the temp folder is gone

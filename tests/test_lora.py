@@ -20,14 +20,13 @@ from minimac.lora import (
     disable_adapters,
     enable_adapters,
     inject_lora,
-    load_adapter,
     lora_layers,
     lora_parameters,
     merge_adapter,
-    save_adapter,
     set_adapter,
     unmerge_adapter,
 )
+from minimac.lora_files import load_adapter, save_adapter
 
 ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
 
@@ -315,13 +314,13 @@ def test_load_errors(tmp_path, x):
     bad.mkdir()
     (bad / "adapter_config.json").write_text((tmp_path / "ok" / "adapter_config.json").read_text())
     (bad / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="adapter_model.safetensors is not a valid safetensors file"):
+    with pytest.raises(ValueError, match="adapter_model.safetensors' is truncated or corrupt"):
         load_adapter(Toy(), bad)
     (bad / "adapter_model.safetensors").write_bytes((tmp_path / "ok" / "adapter_model.safetensors").read_bytes()[:400])
-    with pytest.raises(ValueError, match="not a valid safetensors file"):
+    with pytest.raises(ValueError, match="adapter_model.safetensors' is truncated or corrupt"):
         load_adapter(Toy(), bad)
     (bad / "adapter_model.safetensors").write_bytes((tmp_path / "ok" / "adapter_model.safetensors").read_bytes()[:-16])
-    with pytest.raises(ValueError, match="not a valid safetensors file.*truncated"):
+    with pytest.raises(ValueError, match="adapter_model.safetensors' is truncated or corrupt: .* ends at byte"):
         load_adapter(Toy(), bad)
     (bad / "adapter_config.json").write_text("{broken")
     with pytest.raises(ValueError, match="adapter_config.json is not a valid adapter config"):

@@ -1,4 +1,4 @@
-"""Mixed precision and the GPU-shaped backward paths of minimac.linear, against numpy float64.
+"""Mixed precision and the GPU-shaped backward paths of minimac.fast.linear, against numpy float64.
 
 `set_matmul_dtype("bfloat16" | "float16")` casts matmul operands to half precision and keeps float32 sums, results,
 weights and gradients. The CPU's clang cannot compile bfloat16 here, so these tests use float16 (the same code path:
@@ -6,12 +6,14 @@ only the operand dtype differs) and check the results against numpy within half 
 default must stay exact. The weight gradient split over token chunks (GPUs only) and the embedding's matmul gradient
 (every device without atomics) are forced on here and must give numpy's numbers.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 from tinygrad import Context, Tensor
 from tinygrad.nn import Embedding
 
-from minimac import linear
+from minimac.fast import devices, linear
 from minimac.model import ModelConfig, Transformer
 from minimac.train import cross_entropy
 
@@ -21,6 +23,11 @@ def half():
     linear.set_matmul_dtype("float16")
     yield
     linear.set_matmul_dtype("float32")
+
+
+def on_cpu(monkeypatch, **values):
+    """The CPU's row of minimac/fast/devices.py with `values` changed, for one test (as if the CPU were a GPU)."""
+    monkeypatch.setitem(devices.DEVICES, "CPU", dataclasses.replace(devices.DEVICES["CPU"], **values))
 
 
 def operands(m=64, k=32, n=48, seed=0):
@@ -67,7 +74,7 @@ def test_float32_default_is_unchanged_by_the_half_precision_code():
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_split_weight_gradient_equals_numpy(monkeypatch, dtype):
     """The GPU path: the token sum of dW split into chunks of SPLIT_ROWS, summed after."""
-    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    on_cpu(monkeypatch, split_matmul_sums=True)
     monkeypatch.setattr(linear, "SPLIT_ROWS", 16)
     linear.set_matmul_dtype(dtype)
     try:
@@ -84,19 +91,19 @@ def test_split_weight_gradient_equals_numpy(monkeypatch, dtype):
 @pytest.mark.parametrize("m, k, n", [(32, 256, 4), (4, 512, 16), (8, 192, 8)])
 def test_skinny_matmuls_split_their_sum_on_gpus_with_the_same_numbers(monkeypatch, m, k, n):
     """The GPU path for LoRA-shaped matmuls: a result of fewer than SPLIT_OUTPUTS entries sums K in chunks."""
-    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    on_cpu(monkeypatch, split_matmul_sums=True)
     an, bn = operands(m, k, n, seed=5)
     S = linear._k_chunks(Tensor(an), Tensor(bn))
     assert S > 1 and k % S == 0 and k // S >= linear.MIN_CHUNK  # 192 = 3 * 64: two chunks of 96
     for got, want in zip(values_and_grads(an, bn), np_values_and_grads(an, bn)):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-4)
-    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ("CPU",))
+    on_cpu(monkeypatch, split_matmul_sums=False)
     assert linear._k_chunks(Tensor(an).to("CPU"), Tensor(bn).to("CPU")) == 1  # never on the CPU
 
 
 def test_which_gpu_matmuls_split_their_sum(monkeypatch):
     """Few outputs split (a LoRA step's 512-token matmuls, rank-8 results); a training batch's matmuls do not."""
-    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    on_cpu(monkeypatch, split_matmul_sums=True)
 
     def chunks(m, k, n):
         return linear._k_chunks(Tensor.empty(m, k), Tensor.empty(k, n))
@@ -105,7 +112,7 @@ def test_which_gpu_matmuls_split_their_sum(monkeypatch):
     assert chunks(512, 512, 8) == 8             # LoRA's down-projection: 8 chunks of 64 (MIN_CHUNK)
     assert chunks(4096, 512, 2048) == 1         # small's training batch: 8M outputs, plenty of threads
     assert chunks(512, 96, 512) == 1            # 96 terms cannot be halved into chunks of 64
-    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ("CPU",))
+    on_cpu(monkeypatch, split_matmul_sums=False)
     assert chunks(512, 2048, 512) == 1          # never on the CPU
 
 
@@ -116,7 +123,7 @@ def test_embedding_rows_and_matmul_gradient_equal_numpy_and_nn_embedding():
     idx[0, :3] = 5                               # a repeated id: its gradients must add up
     G = rng.standard_normal((3, 7, 8)).astype(np.float32)
     w = Tensor(W)
-    y = linear.embedding(w, Tensor(idx))
+    y = linear._embedding(w, Tensor(idx))                 # the one-hot matmul gradient (devices without atomics)
     g, = (y * Tensor(G)).sum().gradient(w)
     want = np.zeros((50, 8))
     np.add.at(want, idx.reshape(-1), G.reshape(-1, 8).astype(np.float64))
@@ -181,12 +188,11 @@ def test_a_cached_jit_is_not_reused_across_matmul_dtypes():
 def test_the_gpu_embedding_path_trains_and_decodes_like_the_atomic_one(monkeypatch):
     """CUDA and METAL take `linear.embedding` (no atomics there); forced on here, the CPU must give the same loss,
     gradients and cached greedy decoding as nn.Embedding's atomic path."""
-    from minimac import model as model_module
     from minimac.generate import generate
 
     model, x, y = model_and_batch(1)
     atomic = loss_and_grads(model, x, y), generate(model, [3, 9, 27], 6, temperature=0)
-    monkeypatch.setattr(model_module, "ATOMIC_EMBEDDING_DEVICES", ())
+    on_cpu(monkeypatch, atomic_embedding=False)
     twin = Transformer(SMALL)                    # the same weights, and none of the first model's cached jits
     twin.load_state_dict({k: Tensor(v.numpy()) for k, v in model.state_dict().items()})
     matmul_path = loss_and_grads(twin, x, y), generate(twin, [3, 9, 27], 6, temperature=0)
@@ -217,7 +223,7 @@ def test_lora_layers_take_the_split_gpu_path_with_the_same_numbers(monkeypatch):
         return loss.item(), [g.numpy() for g in grads]
 
     plain = loss_and_adapter_grads()
-    monkeypatch.setattr(linear, "NO_SPLIT_DEVICES", ())
+    on_cpu(monkeypatch, split_matmul_sums=True)
     assert linear._k_chunks(Tensor.ones(24, 32), Tensor.ones(32, 4)) > 1
     split = loss_and_adapter_grads()
     assert split[0] == pytest.approx(plain[0], rel=1e-6)

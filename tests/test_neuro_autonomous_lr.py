@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from minimac.learner import ContinualLearner
+from minimac.learner.strategies import LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro import lr_scales, set_lr_scale
 from minimac.neuro.autonomous_lr import SEED_STATE, AutonomousLR, AutonomousLRConfig, five_factors, update_statistics
-from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 

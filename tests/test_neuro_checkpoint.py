@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from minimac.learner.checkpoint import CONTROLLERS, META
 from minimac.learner import ContinualLearner
+from minimac.learner.checkpoint import CONTROLLERS, META
+from minimac.learner.strategies import LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro import (
     AutonomousLR,
@@ -22,7 +23,6 @@ from minimac.neuro import (
     SleepConfig,
     lr_scales,
 )
-from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 

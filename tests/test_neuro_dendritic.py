@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from minimac import lora
+from minimac import checkpoint, lora
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro.dendritic import DendriticConfig, DendriticFFN, use_dendritic_ffn
 
@@ -109,8 +109,8 @@ def test_param_count_matches_the_state_dict(ffn_type, tied):
 def test_dendritic_checkpoint_reproduces_the_logits(tmp_path):
     model = Transformer(dendritic())                  # the gates start at N(0, 0.02): not all 1, so they must load
     x = Tensor(np.arange(12, dtype=np.int32).reshape(1, 12))
-    model.save(tmp_path / "ckpt")
-    again = Transformer.load(tmp_path / "ckpt")
+    checkpoint.save(model, tmp_path / "ckpt")
+    again = checkpoint.load(tmp_path / "ckpt")
     assert again.config == model.config and isinstance(again.layers[0].feed_forward, DendriticFFN)
     np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
 
@@ -138,8 +138,8 @@ def test_dendritic_model_trains_and_its_checkpoint_reproduces_the_logits(tmp_pat
             losses.append(float(loss.item()))
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert not np.allclose(gate.numpy(), g0)                                  # the gates are trained too
-    model.save(tmp_path / "ckpt")
-    again = Transformer.load(tmp_path / "ckpt")
+    checkpoint.save(model, tmp_path / "ckpt")
+    again = checkpoint.load(tmp_path / "ckpt")
     assert again.config == model.config and again.config.ffn_type == "dendritic"
     assert isinstance(again.layers[0].feed_forward, DendriticFFN)
     np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
@@ -149,15 +149,15 @@ def test_swapped_model_saves_as_dendritic_and_old_config_json_loads(tmp_path):
     import json
     model = Transformer(tiny())
     x = Tensor(np.arange(12, dtype=np.int32).reshape(1, 12))
-    model.save(tmp_path / "plain")
+    checkpoint.save(model, tmp_path / "plain")
     blob = json.loads((tmp_path / "plain" / "config.json").read_text())
     for key in ("ffn_type", "num_dendrites"):                               # as written before these fields existed
         del blob["model"][key]
     (tmp_path / "plain" / "config.json").write_text(json.dumps(blob))
-    np.testing.assert_array_equal(Transformer.load(tmp_path / "plain")(x).numpy(), model(x).numpy())
+    np.testing.assert_array_equal(checkpoint.load(tmp_path / "plain")(x).numpy(), model(x).numpy())
     use_dendritic_ffn(model, DendriticConfig(num_dendrites=2))
     assert (model.config.ffn_type, model.config.num_dendrites) == ("dendritic", 2)
-    model.save(tmp_path / "swapped")
-    again = Transformer.load(tmp_path / "swapped")
+    checkpoint.save(model, tmp_path / "swapped")
+    again = checkpoint.load(tmp_path / "swapped")
     assert again.layers[0].feed_forward.num_dendrites == 2
     np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())

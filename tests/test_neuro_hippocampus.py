@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from minimac.learner import ContinualLearner
+from minimac.learner.strategies import LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro.hippocampus import (
     Hippocampus,
@@ -13,7 +14,6 @@ from minimac.neuro.hippocampus import (
     pattern_separation,
 )
 from minimac.replay import Experience
-from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 

@@ -6,11 +6,11 @@ import itertools
 import numpy as np
 import pytest
 
-from minimac.learner.hooks import Controller
 from minimac.learner import ContinualLearner
+from minimac.learner.hooks import Controller
+from minimac.learner.strategies import LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro import AutonomousLR, Hippocampus, Homeostasis, Neuromodulation, Sleep, SleepConfig, lr_scales
-from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.slow

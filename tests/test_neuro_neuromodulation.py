@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minimac.learner import ContinualLearner
+from minimac.learner.strategies import LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.neuro import lr_scales
 from minimac.neuro.neuromodulation import (
@@ -17,7 +18,6 @@ from minimac.neuro.neuromodulation import (
     temperature,
 )
 from minimac.replay import Experience
-from minimac.learner.strategies import LearnerConfig
 from minimac.tokenizer import Tokenizer
 
 ONLY = {m: {k: k == m for k in ("dopamine", "serotonin", "acetylcholine", "noradrenaline")}

@@ -1,21 +1,40 @@
-"""The fast paths (docs/performance.md) compute what the readable lesson paths compute: values and gradients.
+"""The fast path (minimac/fast/, docs/performance.md) computes what the readable lesson path computes: values and
+gradients, seam by seam (minimac/ops.py) and for a whole model; and only `minimac.fast.install()` changes tinygrad.
 
 Every speed change in minimac only tells tinygrad what to store (`contiguous`, `contiguous_backward`) or arranges the
 same arithmetic differently (grouped-query attention without K/V copies); these tests pin that down against the
 readable versions and against numpy float64.
 """
+import dataclasses
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from tinygrad import Tensor, UOp
 from tinygrad.nn import Linear as TinygradLinear
 
-from minimac.attention import attention_fused, attention_reference, attention_sdpa, build_attention_mask
-from minimac.feedforward import SwiGLU, swiglu_reference
-from minimac.linear import Linear, matmul
+import minimac.fast
+from minimac import ops
+from minimac.attention import attention, attention_sdpa, build_attention_mask
+from minimac.fast import devices
+from minimac.fast.attention import attention as attention_fused
+from minimac.fast.feedforward import swiglu_hidden as fast_swiglu_hidden
+from minimac.fast.linear import linear as fast_linear
+from minimac.fast.linear import matmul
+from minimac.feedforward import SwiGLU
+from minimac.ops import Linear
+
+attention_reference = attention.plain
 
 B, T, HD = 2, 6, 8
+
+
+def set_capability(monkeypatch, **values):
+    """Force entries of this device's row of minimac/fast/devices.py for one test."""
+    name = devices.backend(Tensor([0.0]))
+    monkeypatch.setitem(devices.DEVICES, name, dataclasses.replace(devices.capabilities(name), **values))
 
 
 def np_attention(q, k, v, allowed):
@@ -45,7 +64,7 @@ def values_and_grads(core, q, k, v, **kw):
 @pytest.mark.parametrize("hq,hkv", [(4, 2), (4, 4), (4, 1)])
 def test_fused_attention_matches_reference_and_numpy_causal(hq, hkv):
     q, k, v = qkv(hq, hkv, T)
-    fused = values_and_grads(attention_fused, q, k, v, causal=True)
+    fused = values_and_grads(attention_fused, q, k, v, mask=build_attention_mask(T))
     ref = values_and_grads(attention_reference, q, k, v, mask=build_attention_mask(T))
     sdpa = values_and_grads(attention_sdpa, q, k, v, mask=build_attention_mask(T))
     for a, b, c in zip(fused, ref, sdpa):
@@ -85,7 +104,16 @@ def test_swiglu_storage_hints_change_no_value_and_no_gradient():
     ffn = SwiGLU(16, 40)
     x = np.random.default_rng(3).standard_normal((2, 5, 16)).astype(np.float32)
     outs = []
-    for f in (ffn, lambda t: swiglu_reference(ffn, t)):
+
+    def with_fast(t):
+        with ops.plain():
+            ops.replace(swiglu_hidden=fast_swiglu_hidden)
+            return ffn(t)
+
+    def without(t):
+        with ops.plain("swiglu_hidden"):
+            return ffn(t)
+    for f in (with_fast, without):
         tx = Tensor(x)
         y = f(tx)
         w = Tensor(np.random.default_rng(4).standard_normal(y.shape).astype(np.float32))
@@ -130,7 +158,7 @@ def test_linear_is_an_nn_linear_with_the_same_numbers_and_gradients():
     assert isinstance(fast, TinygradLinear)       # LoRA and get_state_dict see an ordinary nn.Linear
     x = np.random.default_rng(6).standard_normal((2, 4, 6)).astype(np.float32)
     outs = []
-    for f in (fast, lambda t: TinygradLinear.__call__(fast, t)):
+    for f in (lambda t: fast_linear(t, fast.weight), lambda t: TinygradLinear.__call__(fast, t)):
         tx = Tensor(x)
         y = f(tx)
         outs.append([y.numpy(), *(g.numpy() for g in (y * y).sum().gradient(tx, fast.weight))])
@@ -141,7 +169,7 @@ def test_linear_is_an_nn_linear_with_the_same_numbers_and_gradients():
 
 @pytest.mark.parametrize("scale", [1.0, 60.0])  # 60: exp(x) alone would overflow float32 without the max shift
 def test_logsumexp_with_stored_exp_matches_tinygrad_and_numpy(scale):
-    from minimac.train import logsumexp
+    from minimac.fast.loss import logsumexp
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((2, 5, 11)) * scale).astype(np.float32)
@@ -163,9 +191,9 @@ def test_logsumexp_with_stored_exp_matches_tinygrad_and_numpy(scale):
 def test_sum_all_layouts_give_the_same_sum_and_gradients(serial, monkeypatch):
     """grad_norm.sum_all adds per-tensor sums in one kernel on the CPU and stores each one elsewhere; both layouts, forced
     here on whatever device runs the tests, give numpy's sum and its gradient (the EWC penalty needs it)."""
-    from minimac import grad_norm
+    from minimac.fast import grad_norm
 
-    monkeypatch.setattr(grad_norm, "SERIAL_SUM_DEVICES", (Tensor([0.0]).device.split(":")[0],) if serial else ())
+    set_capability(monkeypatch, serial_sum=serial)
     rng = np.random.default_rng(4)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in [(3, 5), (7,), (2, 2, 4)]]
     ts = [Tensor(a) for a in arrays]
@@ -179,8 +207,8 @@ def test_sum_all_layouts_give_the_same_sum_and_gradients(serial, monkeypatch):
 
 
 def test_fast_exp_and_sigmoid_match_numpy_and_keep_nan():
-    """minimac.fast_exp: the CPU's clamped polynomial, as accurate as tinygrad's exp (3.8e-6 for |x| < 87)."""
-    from minimac.fast_exp import exp, sigmoid
+    """minimac.fast.fast_exp: the CPU's clamped polynomial, as accurate as tinygrad's exp (3.8e-6 for |x| < 87)."""
+    from minimac.fast.fast_exp import exp, sigmoid
 
     x = np.linspace(-87, 87, 4001, dtype=np.float32)
     want = np.exp(x.astype(np.float64))
@@ -192,8 +220,87 @@ def test_fast_exp_and_sigmoid_match_numpy_and_keep_nan():
 
 
 def test_fast_exp_is_tinygrads_own_off_the_cpu(monkeypatch):
-    from minimac import fast_exp
+    from minimac.fast import fast_exp
 
     x = Tensor(np.linspace(-5, 5, 11, dtype=np.float32))
-    monkeypatch.setattr(fast_exp, "POLYNOMIAL_DEVICES", ())            # as on CUDA or METAL
+    set_capability(monkeypatch, polynomial_exp=False)                 # as on CUDA or METAL
     np.testing.assert_array_equal(fast_exp.exp(x).numpy(), x.exp().numpy())
+
+
+def test_a_whole_model_gives_the_same_loss_and_gradients_plain_and_fast():
+    """Every seam at once: a tiny model's loss and every weight's gradient, plain against fast (whatever is installed
+    in this process, switched per call)."""
+    from minimac.model import ModelConfig, Transformer
+    from minimac.ops import cross_entropy
+    from minimac.train import shift_labels
+
+    Tensor.manual_seed(7)
+    model = Transformer(ModelConfig(vocab_size=64, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2,
+                                    d_ff=64, max_seq_len=16))
+    batch = Tensor(np.random.default_rng(8).integers(0, 64, (2, 9)).astype(np.int32))
+    params = model.parameters()
+    was = minimac.fast.installed()
+    minimac.fast.install()
+    results = []
+    for names in (("linear",), ()):     # ("linear",): only linear plain, the rest fast; (): every seam plain
+        with ops.plain(*names):
+            x, y = shift_labels(batch)
+            loss = cross_entropy(model(x), y)
+            results.append([loss.numpy(), *(g.numpy() for g in loss.gradient(*params))])
+    if not was:
+        minimac.fast.uninstall()
+    assert len(results[0]) == len(params) + 1
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_importing_minimac_replaces_no_tinygrad_function_and_install_does():
+    """`import minimac` (every module of it) leaves tinygrad alone; `minimac.fast.install()` changes it, and says so."""
+    code = """
+import importlib, pkgutil
+import tinygrad.codegen.opt.heuristic as h
+from tinygrad.runtime.ops_cpu import CPUDevice, CPUProgram
+import tinygrad.engine.realize as r
+before = (h.hand_coded_optimizations, CPUProgram.__call__, CPUDevice.__init__, r.get_worker_pool)
+import minimac
+for m in pkgutil.walk_packages(minimac.__path__, "minimac."):
+    if not m.name.startswith("minimac.fast"):
+        importlib.import_module(m.name)
+from minimac import ops
+after = (h.hand_coded_optimizations, CPUProgram.__call__, CPUDevice.__init__, r.get_worker_pool)
+assert after == before, "import changed tinygrad"
+assert ops.replaced() == ()
+import minimac.fast
+assert minimac.fast.installed() == ()
+got = minimac.fast.install()
+assert "cpu_tiles" in got and "attention" in got and "linear" in got, got
+assert h.hand_coded_optimizations is not before[0] and CPUProgram.__call__ is not before[1]
+minimac.fast.uninstall()
+assert (h.hand_coded_optimizations, CPUProgram.__call__, CPUDevice.__init__) == before[:3]
+assert minimac.fast.installed() == ()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_another_tinygrad_version_warns_once_and_keeps_the_plain_path(monkeypatch):
+    monkeypatch.setattr(minimac.fast, "tinygrad_version", lambda: "9.9.9")
+    monkeypatch.setattr(minimac.fast, "_warned", False)
+    patches = dict(minimac.fast._patches)
+    minimac.fast._patches.clear()
+    try:
+        with ops.plain():
+            with pytest.warns(UserWarning, match="written for tinygrad 0.14.0, this is 9.9.9"):
+                assert minimac.fast.install() == ()
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")      # a second call does not warn again
+                assert minimac.fast.install() == ()
+    finally:
+        minimac.fast._patches.update(patches)
+
+
+def test_seams_refuse_unknown_names():
+    with pytest.raises(ValueError, match="no seam named"):
+        ops.replace(not_a_seam=lambda: None)

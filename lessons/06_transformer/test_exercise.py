@@ -2,7 +2,7 @@
 
 Your functions are compared with minimac itself: ModelConfig.param_count, a real (toy-sized) Transformer's logits,
 minimac.generate's filters, and minimac.checkpoint's file format. (The notebook checks that your cache-free generation
-loop and minimac's cached `model.generate` pick the same tokens; here a single uncached pass is the reference.)
+loop and minimac's cached `minimac.generate.generate` pick the same tokens; here a single uncached pass is the reference.)
 Run one stage at a time with -k, e.g. `pytest lessons/06_transformer -k stage1`.
 """
 import json
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from minimac import checkpoint
+from minimac import checkpoint, files
 from minimac.generate import process_logits as minimac_process_logits
 from minimac.model import PRESETS, ModelConfig, Transformer
 
@@ -120,7 +120,7 @@ def test_stage5_round_trip_gives_identical_logits(ex, model, tmp_path):
     assert names == ["config.json", "model.safetensors"], f"unexpected files (temp files left?): {names}"
     blob = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert blob["format_version"] == 1 and ModelConfig.from_dict(blob["model"]) == CONFIG
-    assert "lm_head.weight" not in checkpoint.read_safetensors(tmp_path / "ckpt" / "model.safetensors")
+    assert "lm_head.weight" not in files.read_safetensors(tmp_path / "ckpt" / "model.safetensors")
     expected = model(TOKENS).numpy()
     loaded = ex.load_checkpoint(tmp_path / "ckpt")
     assert isinstance(loaded, Transformer) and loaded.lm_head.weight is loaded.token_embedding.weight
@@ -131,7 +131,7 @@ def test_stage5_same_format_as_minimac(ex, model, tmp_path):
     expected = model(TOKENS).numpy()
     ex.save_checkpoint(model, tmp_path / "ours")
     np.testing.assert_array_equal(checkpoint.load(tmp_path / "ours")(TOKENS).numpy(), expected)
-    model.save(tmp_path / "theirs")
+    checkpoint.save(model, tmp_path / "theirs")
     np.testing.assert_array_equal(ex.load_checkpoint(tmp_path / "theirs")(TOKENS).numpy(), expected)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ex.load_checkpoint(tmp_path / "nowhere")

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -41,10 +39,11 @@ import numpy as np
 from tinygrad import Tensor
 from tinygrad.nn.state import get_state_dict
 
-from minimac import checkpoint, lora
+from minimac import checkpoint, lora, lora_files
+from minimac.files import replace_folder
+from minimac.learner.strategies import LearnerConfig
 from minimac.metrics import RMatrix
 from minimac.replay import ReplayBuffer
-from minimac.learner.strategies import LearnerConfig
 
 FORMAT, VERSION = "minimac-learner", 1
 META, TRAINERS, REPLAY, POOL = "learner.json", "trainers.npz", "replay.npz", "fisher_pool.npz"
@@ -81,20 +80,7 @@ def save_learner(learner: Any, directory: str | os.PathLike) -> Path:
     final = Path(directory)
     if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / META).exists())):
         raise ValueError(f"refusing to overwrite '{final}': it exists and is not a learner checkpoint (no {META})")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        _write(learner, tmp)
-        previous = final.with_name(final.name + ".previous")
-        if final.exists():
-            if previous.exists():
-                shutil.rmtree(previous)
-            os.replace(final, previous)
-        os.replace(tmp, final)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    replace_folder(lambda tmp: _write(learner, tmp), final)
     return final
 
 
@@ -106,7 +92,7 @@ def _write(learner: Any, d: Path) -> None:
     learner.tokenizer.save(d / "tokenizer")
     adapters = learner.adapters
     for i, name in enumerate(adapters):
-        lora.save_adapter(model, d / "adapters" / f"{i:02d}", name)
+        lora_files.save_adapter(model, d / "adapters" / f"{i:02d}", name)
     states = {**learner._pending_state, **{k: t.state_arrays() for k, t in learner._trainers.items()}}
     np.savez(d / TRAINERS, **{f"{k}\t{name}": a for k, arrays in states.items() for name, a in arrays.items()})
     learner.replay.save(d / REPLAY)
@@ -114,14 +100,13 @@ def _write(learner: Any, d: Path) -> None:
     np.savez(d / POOL, **pool)
     controllers, arrays = _controller_states(learner.controllers)
     np.savez(d / CONTROLLERS, **arrays)
-    from minimac.neuro import lr_scales
     meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "model_config": model.config.to_dict(),
             "step_count": learner.step_count, "domains": learner.domains, "adapters": adapters, "active": active,
             "trainers": sorted(states), "history": learner.history, "stages": learner.stages,
             "r_matrix": learner.r_matrix.to_dict() if learner.r_matrix is not None else None,
             "learning_rate": learner.learning_rate, "replay_ratio": learner.replay_ratio,
             "ewc_lambda": learner.ewc_lambda, "rng": learner.rng.bit_generator.state,
-            "controllers": controllers, "lr_scales": lr_scales(learner)}
+            "controllers": controllers, "lr_scales": dict(learner.lr_scales)}
     (d / META).write_text(json.dumps(meta, indent=1, default=_plain))
 
 
@@ -195,10 +180,8 @@ def _read_npz(path: Path) -> list[tuple[str, str, np.ndarray]]:
         raise ValueError(f"'{path}' is corrupt ({type(e).__name__}: {e})") from None
 
 
-def load_learner(directory: str | os.PathLike, controllers: Any = ()) -> Any:
+def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: type) -> Any:
     """The learner saved in `directory`, with `controllers` (a list, or a function model -> list) and their state."""
-    from minimac.learner import ContinualLearner
-    from minimac.neuro import restore_lr_scales
     from minimac.tokenizer import Tokenizer
 
     d = _locate(directory)
@@ -216,9 +199,9 @@ def load_learner(directory: str | os.PathLike, controllers: Any = ()) -> Any:
             raise ValueError(f"controller {getattr(c, 'name', type(c).__name__)!r} was built on another model; pass "
                              "controllers as a function of the loaded model: load_checkpoint(DIR, lambda model: "
                              "[..., Homeostasis(model)])")
-    learner = ContinualLearner(model, Tokenizer.load(d / "tokenizer"), config, controllers)
+    learner = learner_class(model, Tokenizer.load(d / "tokenizer"), config, controllers)
     for i, name in enumerate(adapters):
-        lora.load_adapter(model, d / "adapters" / f"{i:02d}", name)
+        lora_files.load_adapter(model, d / "adapters" / f"{i:02d}", name)
     if active is not None:
         lora.set_adapter(model, active)
     for key, name, array in _read_npz(d / TRAINERS):
@@ -236,7 +219,7 @@ def load_learner(directory: str | os.PathLike, controllers: Any = ()) -> Any:
     learner.set_replay_ratio(meta["replay_ratio"])
     learner.set_ewc_lambda(meta["ewc_lambda"])
     _load_controllers(d, meta, learner.controllers)
-    restore_lr_scales(learner, meta.get("lr_scales") or {})
+    learner.lr_scales = {str(k): float(v) for k, v in (meta.get("lr_scales") or {}).items()}
     return learner
 
 

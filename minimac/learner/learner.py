@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from minimac import lora
-from minimac.learner import routing
+from minimac import fast, lora
 from minimac.ewc import EWC
+from minimac.learner import routing
 from minimac.learner.hooks import Controller
-from minimac.learner.step import StepTrainer
-from minimac.metrics import RMatrix, evaluate
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
-from minimac.replay import Experience, ReplayBuffer
+from minimac.learner.step import StepTrainer
 from minimac.learner.strategies import LearnerConfig
+from minimac.metrics import RMatrix, evaluate
+from minimac.replay import Experience, ReplayBuffer
 from minimac.train import NonFiniteLossError
 
 FULL = "<full>"    # key of the one trainer of strategy "full"; the other keys are adapter names
@@ -51,8 +51,10 @@ class ContinualLearner:
     """
 
     def __init__(self, model: Any, tokenizer: Any, config: LearnerConfig | None = None,
-                 controllers: Iterable[Controller] = ()):
+                 controllers: Iterable[Controller] = (), use_fast: bool = True):
         config = LearnerConfig() if config is None else config
+        if use_fast:
+            fast.install()   # the same numbers, faster (minimac/fast/); use_fast=False keeps tinygrad untouched
         if not isinstance(config, LearnerConfig):
             raise TypeError(f"config must be a LearnerConfig, got {type(config).__name__}")
         if not hasattr(model, "config") or not hasattr(model, "parameters"):
@@ -71,6 +73,7 @@ class ContinualLearner:
         self.rng = np.random.default_rng(config.seed)
         self.learning_rate, self.replay_ratio, self.ewc_lambda = config.lr, config.replay_ratio, config.ewc_lambda
         self.step_count = 0                     # optimizer steps taken, over every call
+        self.lr_scales: dict[str, float] = {}   # controllers' factors on config.lr, by controller (neuro/base.py)
         self.domains: list[str] = []            # in order of first appearance
         self.history: list[dict] = []           # one stats dict per learn_from_text call
         self.stages: list[dict] = []            # one {"stage", "scores"} per R-matrix row of learn_stream
@@ -321,7 +324,7 @@ class ContinualLearner:
         """Everything save_checkpoint wrote. `controllers`: a list, or a function model -> list for controllers that
         must wrap the loaded model (homeostasis); their saved state is restored into them."""
         from minimac.learner.checkpoint import load_learner
-        return load_learner(directory, controllers)
+        return load_learner(directory, controllers, cls)
 
 
 def _as_pair(e: Any) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from minimac import generate as generation
 from minimac import lora, metrics
 
 
@@ -94,8 +95,8 @@ def _pieces(learner, ids, chosen, max_new_tokens, temperature, top_k, top_p, see
     tok = learner.tokenizer
     with using(learner, chosen):
         pending: list[int] = []  # a multi-byte character can span tokens: yield once it decodes cleanly
-        for token in learner.model.stream(ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                                          eos_id=tok.eot_id, seed=seed):
+        for token in generation.stream(learner.model, ids, max_new_tokens, temperature=temperature, top_k=top_k,
+                                       top_p=top_p, eos_id=tok.eot_id, seed=seed):
             pending.append(token)
             text = tok.decode(pending, skip_special_tokens=True)
             if not text.endswith("\ufffd"):

@@ -24,19 +24,8 @@ from tinygrad.nn.optim import AdamW
 
 from minimac.device_inputs import DeviceInputs, write_into
 from minimac.ewc import EWC, normalize_fisher
-from minimac.grad_norm import clip_by_global_norm
-from minimac.train import logsumexp
-
-
-def weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
-    """sum over (b, t) of weights * -log p(targets | context). With weights 1/n on the n targets that are not -1 it is
-    train.cross_entropy; mixing.mixed_batch's weights give the new text and replay their shares of the loss.
-
-    logits (B, T, V), targets (B, T) int (-1 = ignore), weights (B, T) float -> a scalar.
-    """
-    safe = (targets != -1).where(targets, 0)                               # (B, T): a legal index where ignored
-    picked = logits.gather(-1, safe.unsqueeze(-1)).squeeze(-1)             # (B, T)
-    return ((logsumexp(logits.float()) - picked.float()) * weights).sum()
+from minimac.ops import cross_entropy
+from minimac.train import optimizer_step
 
 
 class StepTrainer:
@@ -55,17 +44,15 @@ class StepTrainer:
 
     def _step(self, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
         with Context(TRAINING=1):
-            task = weighted_cross_entropy(self.model(x), y, w)
+            task = cross_entropy(self.model(x), y, weights=w)  # mixing.mixed_batch's weights: new text and replay
             # in the graph from the start (a zero Fisher before the first consolidation): one capture for every domain
             penalty = self.ewc.penalty(self.params) if self.ewc is not None else Tensor.zeros(())
             grads = (task + penalty).gradient(*self.params)
             for buf, g in zip(self.grad_sq, grads):
                 buf.assign(g.float().square())
-            grads, norm = clip_by_global_norm(grads, self.max_grad_norm)
-            for p, g in zip(self.params, grads, strict=True):
-                p.grad = g
+            norm, updates = optimizer_step(self.opt, self.params, grads, self.max_grad_norm)
             stats = Tensor.stack(task.float(), penalty.float(), norm)    # (3,): one host sync per step
-            Tensor.realize(stats, *self.opt.schedule_step(), *self.grad_sq)
+            Tensor.realize(stats, *updates, *self.grad_sq)
         return stats
 
     def set_lr(self, lr: float) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from minimac.neuro import NeuroController, check_number, lr_scales, set_lr_scale
+from minimac.neuro.base import NeuroController, check_number, lr_scales, set_lr_scale
 
 SEED_STATE = {"avg_loss": 1.0, "avg_gradient_norm": 0.1, "avg_prediction_error": 1.0, "success_rate": 0.5,
               "gradient_variance": 0.1, "metabolic_cost": 0.0}

@@ -42,8 +42,8 @@ from typing import Any
 
 from tinygrad import Tensor
 
-from minimac.linear import Linear  # nn.Linear with a faster backward pass, as SwiGLU uses
-from minimac.neuro import check_int
+from minimac.neuro.base import check_int
+from minimac.ops import Linear  # nn.Linear through the `linear` seam, as SwiGLU uses
 
 
 @dataclass

@@ -35,7 +35,7 @@ import numpy as np
 from tinygrad import Tensor, TinyJit
 
 from minimac import lora
-from minimac.neuro import NeuroController, check_int, check_number, domain_quotas
+from minimac.neuro.base import NeuroController, check_int, check_number, domain_quotas
 
 
 @dataclass

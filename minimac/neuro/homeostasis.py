@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tinygrad import Tensor, dtypes
 
-from minimac.neuro import NeuroController, check_int, check_number
+from minimac.neuro.base import NeuroController, check_int, check_number
 
 
 @dataclass

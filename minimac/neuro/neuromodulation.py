@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from minimac.neuro import NeuroController, check_number, domain_quotas, set_lr_scale
+from minimac.neuro.base import NeuroController, check_number, domain_quotas, set_lr_scale
 
 
 def _sigmoid(x: float) -> float:

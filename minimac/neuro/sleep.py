@@ -37,7 +37,7 @@ import numpy as np
 from tinygrad import Tensor
 
 from minimac.lora import LoRALinear
-from minimac.neuro import NeuroController, check_int, check_number
+from minimac.neuro.base import NeuroController, check_int, check_number
 
 ATTENTION, FFN = ("q_proj", "k_proj", "v_proj", "o_proj"), ("w1", "w2", "w3")
 

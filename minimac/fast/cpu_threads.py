@@ -1,4 +1,4 @@
-"""Run tinygrad's thread-split CPU kernels on all cores. Lesson 07.
+"""Run tinygrad's thread-split CPU kernels on all cores. Lesson 07 (speed appendix).
 
 tinygrad splits a large CPU kernel into `n` parts with the THREAD opt: the kernel takes a `core_id` argument and
 handles the rows of that part. In tinygrad 0.14 its CPU runtime (`runtime/ops_cpu.py: CPUProgram.__call__`) then runs
@@ -29,8 +29,8 @@ kept with a warning.
 
 Worked example:
 
-    >>> from minimac import cpu_threads
-    >>> cpu_threads.install()    # import minimac already did this
+    >>> from minimac.fast import cpu_threads
+    >>> cpu_threads.install()    # minimac.fast.install() already did this
     True
     >>> # every THREAD-split CPU kernel now runs its parts on the pool; `cpu_threads.uninstall()` undoes it
 """
@@ -149,7 +149,7 @@ int minimac_parallel(u64 kernel, u64 parts, u64 slot, u64 nargs, const u64 *args
   return 0;
 }
 
-/* Run n kernels in order (minimac/cpu_graph.py). table holds, per kernel: kernel, parts, core_id's slot, nargs and
+/* Run n kernels in order (minimac/fast/cpu_graph.py). table holds, per kernel: kernel, parts, core_id's slot, nargs and
    then its nargs arguments. A kernel of one part is called here directly; more parts go to the pool. 0 on success. */
 int minimac_run_kernels(u64 n, const u64 *table) {
   for (u64 i = 0; i < n; i++) {
@@ -210,8 +210,8 @@ def library() -> ctypes.CDLL | None:
             _library = lib
         except (OSError, subprocess.CalledProcessError) as e:
             detail = e.stderr.decode(errors="replace")[-500:] if isinstance(e, subprocess.CalledProcessError) else e
-            warnings.warn(f"minimac.cpu_threads: could not build the CPU thread pool ({detail}); CPU kernels run their "
-                          "parts one after the other, as tinygrad does", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"minimac.fast.cpu_threads: could not build the CPU thread pool ({detail}); CPU kernels run "
+                          "their parts one after the other, as tinygrad does", RuntimeWarning, stacklevel=2)
             _library = False
     return _library or None
 

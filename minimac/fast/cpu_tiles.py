@@ -1,4 +1,4 @@
-"""Outer-product register tiles for matmuls on tinygrad's CPU backend. Lesson 07.
+"""Outer-product register tiles for matmuls on tinygrad's CPU backend. Lesson 07 (speed appendix).
 
 tinygrad compiles every reduction to a loop nest and then picks "opts" for it: which loops to unroll into registers
 (UPCAST for output axes, UNROLL for summed axes) and which to split across threads (THREAD). A hand-written
@@ -15,7 +15,7 @@ kernels keep tinygrad's heuristic.
     C[m, n] += A[m, k] * B[k, n]     n: stride 1 in C and in B; A does not depend on n; B does not depend on m
     opts: UPCAST n by 16 (as 4 x 4), UPCAST m by 4, THREAD over the outer loop
 
-Copies that transpose (y = x^T stored, as minimac.linear makes for the weight gradient) get the same treatment: 16
+Copies that transpose (y = x^T stored, as minimac.fast.linear makes for the weight gradient) get the same treatment: 16
 values along the input's rows (whole cache lines) and 4 along the output's, as one block. tinygrad's heuristic
 upcasts only one axis, so one side of the copy strides across rows: 21 ms for a 1024 x 4096 transpose here, 4 ms as
 blocks.
@@ -27,17 +27,17 @@ searches for 20-60 s per kernel shape.
 
 `install()` hooks this into tinygrad. It replaces the heuristic with `hand_coded_optimizations` below. tinygrad
 compiles in worker processes started with `spawn`, which do not see the parent's hook, so `install()` also makes
-tinygrad start its workers with an initializer that installs it there. `import minimac` calls it. It leaves kernels
-alone on devices with local memory (CUDA, METAL): their heuristic is a different one, and `minimac.gpu_tiles` adds
-larger tensor-core tiles on NVIDIA GPUs through the same hook. Set MINIMAC_CPU_TILES=0 to keep tinygrad's own choice
-everywhere (MINIMAC_GPU_TILES=0: only on GPUs).
+tinygrad start its workers with an initializer that installs it there. `minimac.fast.install()` calls it. It leaves
+kernels alone on devices with local memory (CUDA, METAL): their heuristic is a different one, and
+`minimac.fast.gpu_tiles` adds larger tensor-core tiles on NVIDIA GPUs through the same hook. Set MINIMAC_CPU_TILES=0
+to keep tinygrad's own choice everywhere (MINIMAC_GPU_TILES=0: only on GPUs).
 
 Worked example: for `a @ b` with a (1024, 128) and b (128, 2048), `tile_axes` finds n = the 2048 axis and m = the
 1024 axis. The kernel becomes r_128_128_2_4_4_4_128: 1024 = 128 x 2 (threads) x 4 (upcast), 2048 = 128 x 4 x 4.
 The numbers are those of `a @ b`, up to float32 rounding in the order of the sum (tests/test_cpu_tiles.py).
 
 Not covered: the attention score kernels and the cross-entropy reductions over the vocabulary keep tinygrad's
-heuristic (their operands are not laid out for an outer product); GPU schedules are `minimac.gpu_tiles`'s.
+heuristic (their operands are not laid out for an outer product); GPU schedules are `minimac.fast.gpu_tiles`'s.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
 from tinygrad.helpers import PARALLEL, getenv, prod
 from tinygrad.uop.ops import AxisType, Ops
 
-from minimac import gpu_tiles
+from minimac.fast import gpu_tiles
 
 N_TILE, M_TILE = 16, 4                          # outputs kept in registers: 4 rows x 16 columns
 # tinygrad's originals, kept on tinygrad's modules so that a second import of this module (importlib.reload) finds them
@@ -196,7 +196,7 @@ def transposed(k):
 
 def hand_coded_optimizations(k):
     """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`), CPU transposes, and
-    tensor-core kernels on NVIDIA GPUs (`minimac.gpu_tiles`, which this hook serves too)."""
+    tensor-core kernels on NVIDIA GPUs (`minimac.fast.gpu_tiles`, which this hook serves too)."""
     if (ours := tiled(k) or transposed(k)) is not None:
         return ours
     theirs = _tinygrad_heuristic(k)

@@ -1,4 +1,4 @@
-"""Larger tensor-core tiles for GPU matmuls. Lesson 07.
+"""Larger tensor-core tiles for GPU matmuls. Lesson 07 (speed appendix).
 
 On a GPU with tensor cores, tinygrad's heuristic (`hand_coded_optimizations`) turns a half-precision matmul into
 warp-wide tensor-core instructions (the TC opt: on NVIDIA a 16 x 8 block of C per instruction, summing 16 terms) and
@@ -20,9 +20,10 @@ for 16 and within 10% for all; the 18 kernels took 5.3 ms instead of 8.4 ms with
 TFLOPS on the lm_head's three matmuls after 86-145 s of search per kernel (`tc_beam.json`); this rule searches
 nothing.
 
-Only for the devices it was measured on (`TC_DEVICES`: CUDA and NV, tinygrad's two NVIDIA backends); METAL and AMD
+Only for the devices it was measured on (`tensor_core_tiles` in minimac/fast/devices.py: CUDA and NV, tinygrad's
+two NVIDIA backends); METAL and AMD
 have other tensor-core shapes and keep tinygrad's choice until someone measures them. The numbers are those of
-tinygrad's schedule up to float32 rounding in the order of the sum. `minimac.cpu_tiles` owns the hook into tinygrad
+tinygrad's schedule up to float32 rounding in the order of the sum. `minimac.fast.cpu_tiles` owns the hook into tinygrad
 and hands `tc_tiled` tinygrad's choice for every kernel its CPU rules leave; MINIMAC_GPU_TILES=0 turns this rule off.
 
 Worked example: the forward matmul of medium's feed-forward, (4,096, 768) @ (768, 3,072) in bfloat16, gets
@@ -35,7 +36,8 @@ import os
 
 from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
 
-TC_DEVICES = ("CUDA", "NV")   # measured on an H100 through CUDA; NV is tinygrad's other NVIDIA backend
+from minimac.fast.devices import capabilities
+
 N_UP, M_UP = 8, 4             # tensor-core blocks per warp along N and along M
 FACTORS = (8, 4, 5, 3, 2)     # what to try when N_UP or M_UP does not divide an axis, in this order
 
@@ -63,7 +65,8 @@ def tc_tiled(k, chosen):
     """`k` (tinygrad's Scheduler) with N_UP x M_UP blocks a warp, given `chosen`, what tinygrad's heuristic made of
     `k`; or None, which keeps `chosen`: no tensor cores in it, not a measured device, turned off, or tinygrad refuses
     an opt. The tensor-core opt itself (which axis, which instruction) is tinygrad's, the first of `chosen`'s opts."""
-    if not enabled() or k.ren.target.device not in TC_DEVICES or getattr(chosen, "tensor_core", None) is None:
+    measured = capabilities(k.ren.target.device).tensor_core_tiles
+    if not enabled() or not measured or getattr(chosen, "tensor_core", None) is None:
         return None
     tk = k.copy()
     try:

@@ -1,10 +1,11 @@
-"""`Linear` and `matmul`: tinygrad's, with every matmul laid out for a fast schedule. Lesson 07.
+"""`matmul`, `linear` and `embedding` with every matmul laid out for a fast schedule: the fast versions of the seams
+`linear`, `low_rank_linear` and `embedding` (minimac/ops.py). Lesson 07 (speed appendix).
 
-`matmul(a, b)` is `a @ b` with a hand-written backward pass, and `Linear` is tinygrad's nn.Linear (same weight, same
-numbers, same isinstance) that uses it. How fast a matmul runs depends on how its operands lie in memory. CPUs run
-C[m, n] += A[m, k] B[k, n] fastest when B and C are contiguous along n (`minimac.cpu_tiles`, outer-product tiles).
-nn.Linear computes x @ W^T with W stored (out, in), so B = W^T is contiguous along k instead. That is a dot-product
-layout, and on the CPU it ran at half the speed. So `matmul` lays out all three of a layer's matmuls that way:
+`matmul(a, b)` is `a @ b` with a hand-written backward pass, and `linear` is `x @ W^T` through it. How fast a matmul
+runs depends on how its operands lie in memory. CPUs run C[m, n] += A[m, k] B[k, n] fastest when B and C are
+contiguous along n (`minimac.fast.cpu_tiles`, outer-product tiles). nn.Linear computes x @ W^T with W stored
+(out, in), so B = W^T is contiguous along k instead. That is a dot-product layout, and on the CPU it ran at half the
+speed. So `matmul` lays out all three of a layer's matmuls that way:
 
     forward      y  = x @ W^T       W^T copied to (in, out) first: out-features contiguous, the copy is weight-sized
     input grad   dx = dy @ W        W (out, in): in-features contiguous, as stored
@@ -39,11 +40,13 @@ float16 without loss scaling (bfloat16 has float32's range and needs none; float
 from __future__ import annotations
 
 import os
+import types
 
-from tinygrad import Tensor, UOp, dtypes, function, nn
+from tinygrad import Context, Tensor, UOp, dtypes, function, nn
 from tinygrad.dtype import DType
 
-from minimac.device import backend
+from minimac import ops
+from minimac.fast.devices import capabilities
 
 MATMUL_DTYPES = {"float32": dtypes.float32, "bfloat16": dtypes.bfloat16, "float16": dtypes.float16}
 _operand_dtype: DType = dtypes.float32
@@ -58,6 +61,7 @@ def set_matmul_dtype(name: str) -> None:
     if name not in MATMUL_DTYPES:
         raise ValueError(f"unknown matmul dtype {name!r}; choose one of {sorted(MATMUL_DTYPES)}")
     _operand_dtype = MATMUL_DTYPES[name]
+    ops.flags["matmul_dtype"] = name  # part of minimac.jit_cache's key: a captured graph keeps the dtype it saw
 
 
 def matmul_dtype() -> str:
@@ -88,7 +92,7 @@ def _k_chunks(a, b) -> int:
     Training batches (4,096 tokens x 512 and up) are above the limit and keep one sum. The CPU has two cores to fill:
     never split there.
     """
-    if a.ndim != 2 or b.ndim != 2 or backend(a) in NO_SPLIT_DEVICES:
+    if a.ndim != 2 or b.ndim != 2 or not capabilities(a).split_matmul_sums:
         return 1
     (M, K), N = a.shape, b.shape[1]
     if not all(isinstance(v, int) for v in (M, K, N)) or M * N >= SPLIT_OUTPUTS:
@@ -132,8 +136,7 @@ def _matmul_backward(grad: UOp, call: UOp) -> tuple[UOp, UOp]:
     return da, db_t.transpose(-1, -2)  # for b = W^T, W's gradient is db_t itself: (out, in)
 
 
-SPLIT_ROWS = 512            # on GPUs, a weight gradient sums over the tokens in chunks of this many rows
-NO_SPLIT_DEVICES = ("CPU",)  # ... but not on these
+SPLIT_ROWS = 512  # where split_matmul_sums (minimac/fast/devices.py), a weight gradient sums over chunks of these
 
 
 def _weight_grad_t(grad: UOp, a: UOp) -> UOp:
@@ -146,7 +149,7 @@ def _weight_grad_t(grad: UOp, a: UOp) -> UOp:
     """
     g, a = grad.cast(_operand_dtype), _operand(a).contiguous()
     M = a.shape[-2]
-    S = M // SPLIT_ROWS if a.ndim == 2 and M % SPLIT_ROWS == 0 and backend(a) not in NO_SPLIT_DEVICES else 1
+    S = M // SPLIT_ROWS if a.ndim == 2 and M % SPLIT_ROWS == 0 and capabilities(a).split_matmul_sums else 1
     if S <= 1:
         return _mm(g.transpose(-1, -2).contiguous(), a)
     g_t = g.reshape(S, M // S, g.shape[-1]).transpose(-1, -2).contiguous()                  # (S, N, M/S)
@@ -185,14 +188,17 @@ def _embedding(weight: Tensor, idx: Tensor) -> Tensor:
 
 
 def embedding(weight: Tensor, idx: Tensor) -> Tensor:
-    """weight[idx]: (V, d) rows picked by int ids (...,) -> (..., d), its weight gradient one (V, N) @ (N, d) matmul.
+    """weight[idx]: (V, d) rows picked by int ids (...,) -> (..., d), for the `embedding` seam (minimac/ops.py).
 
     Left to itself, tinygrad sums the gradient with a compare-and-select over every (token, vocabulary entry) pair,
     a reduction that it fused with the tied lm_head's weight gradient into the step's slowest kernel on the H100.
-    Writing it as a matmul with a stored one-hot lets it run on the same fast matmul schedules (tensor cores in
-    bfloat16). The CPU has a faster way, an atomic scatter-add (`nn.Embedding` under USE_ATOMICS), which the model
-    uses there.
+    Where the device has an atomic scatter-add (`atomic_embedding`: tinygrad's nn.Embedding under USE_ATOMICS, the
+    CPU's fastest way) that is used; elsewhere the gradient is one (V, N) @ (N, d) matmul with a stored one-hot, on
+    the same fast matmul schedules (tensor cores in bfloat16).
     """
+    if capabilities(weight).atomic_embedding:
+        with Context(USE_ATOMICS=1):
+            return nn.Embedding.__call__(types.SimpleNamespace(weight=weight), idx)
     return _embedding(weight, idx)
 
 
@@ -210,17 +216,9 @@ def low_rank_linear(x: Tensor, weight: Tensor) -> Tensor:
     gradients only added kernels (206 for nano's LoRA step, each a few microseconds of work and more of dispatch:
     4-6 ms a step), so it keeps tinygrad's plain matmul and backward pass.
     """
-    if backend(x) in NO_SPLIT_DEVICES:
+    if not capabilities(x).split_matmul_sums:
         return x @ weight.transpose()
     return linear(x, weight)
-
-
-class Linear(nn.Linear):
-    """tinygrad.nn.Linear through `matmul` when it has no bias (all of minimac's layers): same weight
-    (out, in), same numbers, still an nn.Linear for LoRA and get_state_dict."""
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return super().__call__(x) if self.bias is not None else linear(x, self.weight)
 
 
 set_matmul_dtype(os.environ.get("MINIMAC_MATMUL_DTYPE", "float32"))

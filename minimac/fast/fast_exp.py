@@ -1,4 +1,4 @@
-"""exp for tinygrad's CPU backend, written so that clang compiles it to vector code. Lesson 07.
+"""exp for tinygrad's CPU backend, written so that clang compiles it to vector code. Lesson 07 (speed appendix).
 
 tinygrad's CPU backend compiles freestanding C without libm, so `Tensor.exp` becomes exp2 by range reduction and a
 polynomial, plus selects for nan, the infinities, overflow and underflow, all written out lane by lane. clang leaves
@@ -26,9 +26,8 @@ import math
 
 from tinygrad import Tensor, dtypes
 
-from minimac.device import backend
+from minimac.fast.devices import capabilities
 
-POLYNOMIAL_DEVICES = ("CPU",)  # where `exp` is the clamped polynomial; elsewhere Tensor.exp
 EXP2_COEFFICIENTS = (0.00015359208919107914, 0.0013392627006396651, 0.009618384763598442, 0.055503472685813904,
                      0.24022644758224487, 0.6931471824645996, 1.0)  # 2^f on [-1/2, 1/2], highest power first
 
@@ -47,7 +46,7 @@ def exp2_polynomial(t: Tensor) -> Tensor:
 
 def exp(x: Tensor) -> Tensor:
     """x.exp(): the clamped polynomial on the CPU (4x faster there), tinygrad's own elsewhere. Same shape."""
-    if backend(x) not in POLYNOMIAL_DEVICES:
+    if not capabilities(x).polynomial_exp:
         return x.exp()
     # no explicit nan select (it made the kernel 3x slower): maximum/minimum pass a nan through, and so does the rest
     return exp2_polynomial(x * (1 / math.log(2)))

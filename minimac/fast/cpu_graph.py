@@ -1,4 +1,4 @@
-"""Replay a jitted CPU step with one call into C instead of one Python call per kernel. Lesson 07.
+"""Replay a jitted CPU step with one call into C instead of one Python call per kernel. Lesson 07 (speed appendix).
 
 A TinyJit replays the kernels it captured. On CUDA and METAL tinygrad hands them to a "graph" (CUDA graphs, Metal
 indirect command buffers): the whole batch launches with one call. Its CPU backend has no graph, so each kernel goes
@@ -12,12 +12,12 @@ nano LoRA step launches 565 kernels: 21 of its 75 ms were dispatch, 54 ms kernel
                  args: the buffers' addresses in the kernel's order, then its variables (core_id as 0)
 
 and each replay patches the addresses of the jit's input buffers into the table and makes one ctypes call,
-`minimac_run_kernels(n, table)` (minimac/cpu_threads.py's C_SOURCE), which calls the kernels in order; a kernel that
-tinygrad split into parts runs them on cpu_threads' pool. A symbolic variable that is a kernel argument (the KV
+`minimac_run_kernels(n, table)` (C_SOURCE of minimac/fast/cpu_threads.py), which calls the kernels in order; a kernel
+that tinygrad split into parts runs them on cpu_threads' pool. A symbolic variable that is a kernel argument (the KV
 cache's position while decoding) is written into the table per replay like the inputs; a kernel whose launch size is
 symbolic stays outside the graph and keeps tinygrad's dispatch, as do copies.
 
-`install()` makes every CPU device use it (`import minimac` calls it; MINIMAC_CPU_GRAPH=0, or JIT=2, keeps
+`install()` makes every CPU device use it (`minimac.fast.install()` calls it; MINIMAC_CPU_GRAPH=0, or JIT=2, keeps
 tinygrad's dispatch). It needs cpu_threads' library, built on the first jit of CPU kernels; without one (no clang,
 Windows) tinygrad's dispatch stays.
 
@@ -38,7 +38,7 @@ from tinygrad.engine.jit import GraphRunner
 from tinygrad.runtime.ops_cpu import CPUDevice
 from tinygrad.uop.ops import UOp
 
-from minimac import cpu_threads
+from minimac.fast import cpu_threads
 
 HEADER = 4                                      # kernel, parts, slot, nargs
 
@@ -80,7 +80,8 @@ class CPUGraph(GraphRunner):
                 self.table[word] = values[var_index]
         st = time.perf_counter()
         if self.run(self.n, self.table.ctypes.data) != 0:
-            raise RuntimeError("minimac.cpu_graph: a kernel table entry was refused (more than 60 arguments or parts)")
+            raise RuntimeError("minimac.fast.cpu_graph: a kernel table entry was refused "
+                               "(more than 60 arguments or parts)")
         return time.perf_counter() - st if wait else None
 
     @staticmethod

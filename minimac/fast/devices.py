@@ -1,0 +1,59 @@
+"""What minimac/fast/ does on each tinygrad backend: the one table of device choices. Lesson 07 (speed appendix).
+
+Every row was measured where it says "measured" (docs/performance.md has the figures); a backend that nobody has
+measured gets the plain row, `OTHER`: tinygrad's own choices, the seams' fast versions only where they are exact
+rearrangements of the same arithmetic. `minimac.fast.install()` reads this table; nothing else in minimac names a
+backend.
+
+    >>> capabilities("CPU").polynomial_exp, capabilities("CUDA").polynomial_exp
+    (True, False)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    polynomial_exp: bool = False      # fast_exp: exp as a clamped polynomial that clang vectorises (tinygrad's CPU
+                                      # backend has no libm; GPUs have exp2 in hardware)
+    serial_sum: bool = False          # grad_norm.sum_all: one kernel runs the per-tensor sums in turn (else one each)
+    split_matmul_sums: bool = False   # linear: split the sums of skinny matmuls and weight gradients into chunks
+                                      # so that enough GPU threads share the work
+    atomic_embedding: bool = False    # the embedding's gradient as tinygrad's atomic scatter-add (USE_ATOMICS)
+                                      # instead of a one-hot matmul
+    outer_product_tiles: bool = False  # cpu_tiles: 4 x 16 register tiles for CPU matmuls and blocked transposes
+    tensor_core_tiles: bool = False   # gpu_tiles: 8 x 4 tensor-core blocks a warp
+    thread_pool: bool = False         # cpu_threads: THREAD-split CPU kernels run on all cores
+    c_graph: bool = False             # cpu_graph: a jitted CPU step replayed by one call into C
+
+
+OTHER = Capabilities()
+DEVICES: dict[str, Capabilities] = {
+    # measured on 2-core x86-64 machines (clang 14): every CPU item of docs/performance.md
+    "CPU": Capabilities(polynomial_exp=True, serial_sum=True, atomic_embedding=True, outer_product_tiles=True,
+                        thread_pool=True, c_graph=True),
+    # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
+    "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
+    "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
+    # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
+    "AMD": Capabilities(atomic_embedding=True),
+    # Apple GPUs: the seams' exact rearrangements only (tests/test_metal.py runs them on an emulated Metal target);
+    # other tensor-core shapes than NVIDIA's, so gpu_tiles stays off until measured
+    "METAL": OTHER,
+}
+
+
+def backend(t) -> str:
+    """The backend of a Tensor, a UOp or a device name, without the index: "CPU", "CUDA", "METAL", ...; for
+    tinygrad's emulator (DEV=PYTHON::METAL) the backend it emulates."""
+    name = str(getattr(t, "device", t))
+    if name.split(":")[0] == "PYTHON":
+        from tinygrad import Device
+        return Device[name].renderer.target.device
+    return name.split(":")[0]
+
+
+def capabilities(device) -> Capabilities:
+    """The row for `device` (a name, a Tensor or a UOp); `OTHER` for a backend not in the table."""
+    return DEVICES.get(backend(device), OTHER)
