@@ -1,4 +1,4 @@
-"""A small pretrained base model for the demos, built once and cached: tokenizer + pretraining, in one folder. Lesson 14.
+"""A small pretrained base model for the demos, built once and cached: tokenizer + pretraining, in one folder. Lesson 11.
 
 `python -m minimac.learn` needs a base model that already knows its first domain before it can show continual
 learning. `cached_base` returns the folder of one, building it on the first call:

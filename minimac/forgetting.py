@@ -1,4 +1,4 @@
-"""Entry point of `python -m minimac.learn --benchmark [flags]`: the forgetting benchmark (issue 7, lesson 15).
+"""Entry point of `python -m minimac.learn --benchmark [flags]`: the forgetting benchmark (lesson 12).
 
 The benchmark itself lives in `benchmarks/forgetting.py` (it is a measurement, not library code); this module finds
 it in a source checkout and runs its `main`. Flags are the benchmark's own: `--quick`, `--strategies`, `--domains`...

@@ -1,9 +1,9 @@
-"""`python -m minimac.learn`: watch a small model learn a new domain without forgetting the old one. Lesson 14.
+"""`python -m minimac.learn`: watch a small model learn a new domain without forgetting the old one. Lesson 11.
 
     python -m minimac.learn                                    # the demo: no flags, no download, a few minutes
     python -m minimac.learn --strategy full                    # the same with naive fine-tuning: watch it forget
     python -m minimac.learn --data notes.txt --domain notes    # teach it your own text (saved to runs/notes)
-    python -m minimac.learn --neuro all                        # with the brain-inspired controllers (lessons 11-13)
+    python -m minimac.learn --neuro all                        # with the brain-inspired controllers (lessons 13-15)
     python -m minimac.generate --checkpoint runs/notes --prompt "..."
 
 The demo: build (first run) or reuse a cached base model pretrained on the corpus's first domain

@@ -1,4 +1,4 @@
-"""Measuring a continual learner: bits per byte of a model on a text, and forgetting / transfer from an R matrix. Lesson 07.
+"""Measuring a continual learner: bits per byte of a model on a text, and forgetting / transfer from an R matrix. Lessons 07, 12.
 
 Covers: `evaluate` (loss, perplexity, bits per token, bits per byte in fixed-shape batches), `bits_per_byte_of_text`,
 and continual-learning arithmetic on R[stage][set], where lower is better (bits per byte): `forgetting`,

@@ -72,7 +72,7 @@ class ModelConfig:
     norm_eps: float = 1e-6
     dropout: float = 0.0
     tie_embeddings: bool = True
-    ffn_type: str = "swiglu"     # "swiglu" (lesson 05) or "dendritic" (context-gated compartments, lesson 12)
+    ffn_type: str = "swiglu"     # "swiglu" (lesson 05) or "dendritic" (context-gated compartments, lesson 14)
     num_dendrites: int = 4       # "dendritic" only: compartments of d_ff / num_dendrites units each
 
     def __post_init__(self):
@@ -158,7 +158,7 @@ class TransformerBlock:
                                                c.rope_base, c.dropout, rope=rope)
         self.ffn_norm = RMSNorm(c.d_model, c.norm_eps)
         if c.ffn_type == "dendritic":
-            from minimac.neuro.dendritic import DendriticFFN  # lesson 12; imported here: neuro builds on the model
+            from minimac.neuro.dendritic import DendriticFFN  # lesson 14; imported here: neuro builds on the model
             self.feed_forward = DendriticFFN(c.d_model, c.d_ff, c.num_dendrites, c.dropout)
         else:
             self.feed_forward = SwiGLU(c.d_model, c.d_ff, c.dropout)

@@ -1,4 +1,4 @@
-"""The terminal readout of `python -m minimac.learn`: a `rich` Live panel, or plain lines for logs and CI. Lesson 14.
+"""The terminal readout of `python -m minimac.learn`: a `rich` Live panel, or plain lines for logs and CI. Lesson 11.
 
 The live panel shows the current stage and domain, a progress line (step, loss, learning rate, tokens/s, ETA) and a
 table of bits per byte per evaluation set, with each set's forgetting coloured: green (under 2 % worse than its

@@ -68,7 +68,7 @@ def test_stage3_param_arithmetic(ex):
     assert ex.llama_d_ff(4096) == 11008 and ex.llama_d_ff(256) == 768 and ex.llama_d_ff(5120) == 13824
     for name in ["tiny", "small", "medium", "large"]:
         c = ModelConfig.from_preset(name)
-        assert c.d_ff == 4 * c.d_model  # the seed's sizes: not LLaMA's rule
+        assert c.d_ff == 4 * c.d_model  # the design's sizes: not LLaMA's rule
         # with LLaMA's hidden size, SwiGLU costs about what a plain 4d MLP costs (rounding up to a multiple of 256
         # adds up to 12.5% at these small widths)
         ratio = ex.ffn_param_count(c.d_model, ex.llama_d_ff(c.d_model)) / ex.ffn_param_count(c.d_model, c.d_ff, False)

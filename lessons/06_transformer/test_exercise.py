@@ -2,7 +2,7 @@
 
 Your functions are compared with minimac itself: ModelConfig.param_count, a real (toy-sized) Transformer's logits,
 minimac.generate's filters, and minimac.checkpoint's file format. (The notebook checks that your cache-free generation
-loop and minimac's cached `model.generate` pick the same tokens; here a single uncached pass is the reference.)
+loop and minimac's cached `minimac.generate.generate` pick the same tokens; here a single uncached pass is the reference.)
 Run one stage at a time with -k, e.g. `pytest lessons/06_transformer -k stage1`.
 """
 import json
@@ -39,7 +39,7 @@ def test_stage1_param_count_matches_every_preset(ex):
             c = ModelConfig.from_preset(name, vocab_size=vocab)
             assert ex.param_count(c.vocab_size, c.d_model, c.num_layers, c.num_query_heads, c.num_kv_heads,
                                   c.d_ff) == c.param_count(), (name, vocab)
-    assert ex.param_count(32000, 768, 12, 12, 3, 3072) == 127_224_576  # the seed's released "medium"
+    assert ex.param_count(32000, 768, 12, 12, 3, 3072) == 127_224_576  # the design's "medium"
 
 
 def test_stage1_untied_head_and_real_tensors(ex, model):

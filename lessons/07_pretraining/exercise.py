@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math  # noqa: F401
 
+import numpy as np  # noqa: F401
 from tinygrad import Tensor, dtypes  # noqa: F401
 
 
@@ -13,7 +14,7 @@ def shift_labels(batch: Tensor) -> tuple[Tensor, Tensor]:
     """(B, T+1) token ids -> inputs x (B, T) and targets y (B, T), where y[:, t] is the token after x[:, t].
 
     shift_labels(Tensor([[5, 6, 7, 8]])) -> (Tensor([[5, 6, 7]]), Tensor([[6, 7, 8]]))
-    Shift ONCE. (The PyTorch original shifted here and again in the loss, so it learned to predict token t+2.)
+    Shift ONCE. (Shifting here and again in the loss would train position t to predict token t+2.)
     """
     raise NotImplementedError("Stage 1: shift_labels")
 
@@ -57,3 +58,19 @@ def train_step(model, params: list[Tensor], batch: Tensor, lr: float) -> float:
     Use your shift_labels and cross_entropy.
     """
     raise NotImplementedError("Stage 5: train_step")
+
+
+def adamw_update(w, g, m, v, t: int, lr: float, b1: float = 0.9, b2: float = 0.95, eps: float = 1e-8,
+                 weight_decay: float = 0.1):
+    """One AdamW step on numpy arrays (float64) at step t (1-based, the t-th update); returns the new (w, m, v).
+
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  m_hat = m / (1 - b1^t);  v_hat = v / (1 - b2^t)
+    w <- w - lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w)
+    """
+    raise NotImplementedError("Stage 6: adamw_update")
+
+
+def bits_per_byte(loss_nats_per_token: float, num_tokens: int, num_bytes: int) -> float:
+    """The mean loss in nats per predicted token, over num_tokens predicted tokens that spell num_bytes bytes of
+    UTF-8 text -> bits per byte. bits_per_byte(math.log(256), 10, 10) -> 8.0 (a uniform guess over 256 bytes)."""
+    raise NotImplementedError("Stage 7: bits_per_byte")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from tinygrad import Tensor, dtypes
 
 
@@ -47,3 +48,17 @@ def train_step(model, params: list[Tensor], batch: Tensor, lr: float) -> float:
     for p, g in zip(params, grads):
         p.assign(p - lr * g).realize()
     return value
+
+
+def adamw_update(w, g, m, v, t: int, lr: float, b1: float = 0.9, b2: float = 0.95, eps: float = 1e-8,
+                 weight_decay: float = 0.1):
+    """One AdamW step on numpy arrays at step t (1-based); returns the new (w, m, v)."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    return w - lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w), m, v
+
+
+def bits_per_byte(loss_nats_per_token: float, num_tokens: int, num_bytes: int) -> float:
+    """Mean loss in nats per predicted token -> bits per byte of the text those tokens spell."""
+    return loss_nats_per_token * num_tokens / (math.log(2) * num_bytes)

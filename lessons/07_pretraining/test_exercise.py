@@ -6,8 +6,11 @@ Run one stage at a time with -k, e.g. `pytest lessons/07_pretraining -k stage1`.
 import math
 
 import numpy as np
-from tinygrad import Tensor
+import pytest
+from tinygrad import Context, Tensor
+from tinygrad.nn.optim import AdamW
 
+from minimac import metrics
 from minimac import train as mtrain
 
 RNG = np.random.default_rng(0)
@@ -96,3 +99,32 @@ def test_stage5_train_step_learns_a_pattern(ex):
     np.testing.assert_allclose(losses[0], math.log(V), rtol=1e-5)          # zeros: uniform before the first update
     assert losses[-1] < 0.1 * losses[0]
     assert model.table.numpy().argmax(-1).tolist() == [(i + 1) % V for i in range(V)]
+
+
+def test_stage6_adamw_matches_tinygrad(ex):
+    w0 = RNG.normal(size=(3, 4))
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    ref = Tensor(w0.astype(np.float32)).contiguous().realize()
+    opt = AdamW([ref], lr=0.05, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1)
+    for t in range(1, 6):
+        g = RNG.normal(size=w0.shape) * 10.0 ** (t - 3)          # gradients of very different sizes
+        w, m, v = ex.adamw_update(w, g, m, v, t, lr=0.05)
+        ref.grad = Tensor(g.astype(np.float32))
+        with Context(TRAINING=1):
+            opt.step()
+        np.testing.assert_allclose(w, ref.numpy(), rtol=1e-4, atol=1e-5)
+    step = np.abs(ex.adamw_update(w0, np.full_like(w0, 1e-3), 0 * w0, 0 * w0, 1, lr=0.01, weight_decay=0.0)[0] - w0)
+    np.testing.assert_allclose(step, 0.01, rtol=1e-4)             # the first step is lr, whatever the gradient's size
+
+
+def test_stage7_bits_per_byte(ex):
+    assert ex.bits_per_byte(math.log(256), 10, 10) == pytest.approx(8.0)
+    assert ex.bits_per_byte(math.log(2), 100, 200) == pytest.approx(0.5)   # 1 bit per token, 2 bytes per token
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(1, 40, 300)).astype(np.float32)
+    ids = rng.integers(0, 300, 41).astype(np.int32)
+
+    def model(x):           # a fixed table of logits, so metrics.evaluate can score it
+        return Tensor(logits[:, : x.shape[1]]).expand(x.shape[0], -1, -1)
+    e = metrics.evaluate(model, ids, 40, 1, num_bytes=97, jit=False)
+    assert ex.bits_per_byte(e["loss"], e["num_tokens"], 97) == pytest.approx(e["bits_per_byte"], rel=1e-9)

@@ -75,7 +75,7 @@ def test_stage4_lora_grads(ex):
 
 
 def test_stage5_lora_parameter_count(ex):
-    assert ex.lora_parameter_count(ModelConfig.from_preset("tiny"), 8) == 180_224  # the seed's table
+    assert ex.lora_parameter_count(ModelConfig.from_preset("tiny"), 8) == 180_224  # the design's table
     assert ex.lora_parameter_count(ModelConfig.from_preset("medium"), 8) == 1_585_152
     assert ex.lora_parameter_count(ModelConfig.from_preset("large"), 16) == 5_636_096
     config = ModelConfig(vocab_size=300, d_model=32, num_layers=2, num_query_heads=4, num_kv_heads=2, d_ff=64,

@@ -1,4 +1,4 @@
-"""The continual learner, lesson 14: the one orchestrator of lessons 07-10, as a small package.
+"""The continual learner, lesson 11: the one orchestrator of lessons 07-10, as a small package.
 
     strategies.py   LearnerConfig: which strategy (full, lora, replay, EWC, adapter-per-domain) and its knobs
     mixing.py       cutting text into chunks; a batch of new and replayed rows

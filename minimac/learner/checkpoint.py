@@ -1,4 +1,4 @@
-"""A continual learner's checkpoint: everything needed to go on learning exactly where it stopped. Lesson 14.
+"""A continual learner's checkpoint: everything needed to go on learning exactly where it stopped. Lesson 11.
 
     DIR/learner.json            format, LearnerConfig, counters, domains, adapters, history, R matrix, RNG states
     DIR/base/                   the frozen base model (minimac.checkpoint format: model.safetensors + config.json)

@@ -1,6 +1,6 @@
-"""Where a controller plugs into the continual learner: the `Controller` base class and its three hooks. Lesson 14.
+"""Where a controller plugs into the continual learner: the `Controller` base class and its three hooks. Lesson 11.
 
-The brain-inspired controllers of lessons 11-13 (minimac/neuro/) are opt-in objects handed to
+The brain-inspired controllers of lessons 13-15 (minimac/neuro/) are opt-in objects handed to
 `ContinualLearner(..., controllers=[...])`. The learner calls every controller, in list order, at three moments:
 
     on_step(learner, stats)          after every optimizer step. `stats` holds step, loss (task CE), ewc (penalty),
@@ -25,7 +25,7 @@ numpy arrays) under its `name`, and `ContinualLearner.load_checkpoint(dir, contr
 controller of the same name through `load_state_dict`, so an interrupted run resumes with its running averages,
 counters and memories (minimac/learner/checkpoint.py).
 
-Leaves out: the controllers themselves (lessons 11-13).
+Leaves out: the controllers themselves (lessons 13-15).
 
     >>> class Halve(Controller):
     ...     def on_domain_end(self, learner, domain):

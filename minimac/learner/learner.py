@@ -1,5 +1,5 @@
 """The continual learner: teach a pretrained model new text in seconds, domain after domain, and measure what it
-forgets. Lesson 14: the one orchestrator of lessons 07-10.
+forgets. Lesson 11: the one orchestrator of lessons 07-10.
 
     learner = ContinualLearner(model, tokenizer, LearnerConfig(strategy="lora+replay+ewc"))
     learner.learn_from_text("The Zorbian capital is Quixville.", domain="facts")   # -> {loss_before, loss_after, ...}

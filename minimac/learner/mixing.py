@@ -1,4 +1,4 @@
-"""Cutting new text into chunks and mixing them with replayed ones into fixed-shape, weighted batches. Lesson 14.
+"""Cutting new text into chunks and mixing them with replayed ones into fixed-shape, weighted batches. Lesson 11.
 
 Three host-side (numpy) pieces the learner calls at every step:
 

@@ -1,4 +1,4 @@
-"""Using what a continual learner knows: pick an adapter (or the bare base), then evaluate or generate. Lesson 14.
+"""Using what a continual learner knows: pick an adapter (or the bare base), then evaluate or generate. Lesson 11.
 
 "One base model, many domain adapters": under strategy "adapter-per-domain" every domain has its own LoRA adapter,
 and a route says which one runs. A route is an adapter name, or None for the frozen base with adapters disabled.

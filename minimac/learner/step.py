@@ -1,4 +1,4 @@
-"""One jitted update of the continual learner, for one fixed set of trainable tensors. Lesson 14.
+"""One jitted update of the continual learner, for one fixed set of trainable tensors. Lesson 11.
 
     loss  = sum(w * -log p(y | x))            weighted cross-entropy: targets shifted once, w from mixing.mixed_batch
           + ewc_lambda / 2 * sum F (theta - theta*)^2          (minimac/ewc.py; zero before the first consolidation)

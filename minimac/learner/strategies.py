@@ -1,5 +1,5 @@
 """The learner's one config: which continual-learning strategy to run, and its LoRA, replay, EWC and training knobs.
-Lesson 14.
+Lesson 11.
 
 A strategy is a named combination of the tools of lessons 08-10:
 

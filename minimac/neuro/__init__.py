@@ -1,4 +1,4 @@
-"""Brain-inspired controllers for the continual learner: opt-in, one small module each. Lessons 11-13.
+"""Brain-inspired controllers for the continual learner: opt-in, one small module each. Lessons 13-15.
 
 Each controller is a `minimac.learner.hooks.Controller` handed to `ContinualLearner(..., controllers=[...])`. Each one turns
 a number the learner already has (the step's loss, its gradient norm, the replay memory, the hidden states) into one

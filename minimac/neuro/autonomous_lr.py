@@ -1,4 +1,4 @@
-"""The seed's "autonomous" learning rate: five running statistics multiplied into one step size. Lesson 11.
+"""The seed's "autonomous" learning rate: five running statistics multiplied into one step size. Lesson 13.
 
 Source: the seed's AutonomousLearningRateController (seed-analysis §6.1), kept formula for formula. With
 alpha = adaptation_speed, g = mean of the per-tensor gradient norms, L = loss, PE = prediction error:

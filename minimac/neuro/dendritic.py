@@ -1,4 +1,4 @@
-"""Dendritic feed-forward: SwiGLU hidden units grouped into compartments, each gated by the context. Lesson 12.
+"""Dendritic feed-forward: SwiGLU hidden units grouped into compartments, each gated by the context. Lesson 14.
 
 Source: the seed's DendriticLayer (seed-analysis §6.5), never used by its model: four branches Linear(d, d/4) + an
 activation, concatenated, multiplied by gates sigmoid(Linear(d, 4)(context)) when a context was passed (it never

@@ -1,5 +1,5 @@
 """Hippocampal replay selection: sparse codes of stored texts (pattern separation) and recall by similarity (pattern
-completion), used in place of random sampling to pick what to replay. Lesson 13.
+completion), used in place of random sampling to pick what to replay. Lesson 15.
 
 Source: the seed's HippocampalMemory (seed-analysis §6.6), which was never connected to the replay buffer ("replaces
 random sampling with intelligent memory selection" was false). Its two formulas, kept:

@@ -1,4 +1,4 @@
-"""Homeostasis: adaptive thresholds and synaptic scaling that hold each SwiGLU unit near its own firing rate. Lesson 12.
+"""Homeostasis: adaptive thresholds and synaptic scaling that hold each SwiGLU unit near its own firing rate. Lesson 14.
 
 Source: the seed's HomeostaticNeuron (seed-analysis §6.4), which nothing ever called. Its rule, per unit j, on
 y = x * scaling - threshold with rate = mean over rows of sigmoid(y):

@@ -1,4 +1,4 @@
-"""Four neuromodulators, each a running statistic of the loss that turns one real knob of the learner. Lesson 11.
+"""Four neuromodulators, each a running statistic of the loss that turns one real knob of the learner. Lesson 13.
 
 Source: the seed's NeuromodulationController (seed-analysis §6.3). There, a randomly initialised, never trained MLP
 read the hidden states, the trainer never called it (its `hidden` was always None), and of its outputs only the

@@ -1,5 +1,5 @@
 """Sleep: offline consolidation between domains. Noisy replay ("dreams"), a Hebbian boost of the LoRA directions the
-dreams use, and pruning of weak adapter weights. Lesson 13.
+dreams use, and pruning of weak adapter weights. Lesson 15.
 
 Source: the seed's SleepConsolidation (seed-analysis §6.7). Per cycle it flipped 5% of each replayed sequence's
 tokens to random ids, ran a forward pass and threw the output away, then, for each LoRA layer with `lora_A`/`lora_B`

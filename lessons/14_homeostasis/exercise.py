@@ -1,5 +1,5 @@
-"""Lesson 12 exercise: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU.
-Fill in each function, then run `pytest lessons/12_homeostasis`. README.md gives the stages; peek at
+"""Lesson 14 exercise: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU.
+Fill in each function, then run `pytest lessons/14_homeostasis`. README.md gives the stages; peek at
 minimac/neuro/homeostasis.py and minimac/neuro/dendritic.py if stuck. Everything is numpy (float64).
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ def homeostatic_update(avg: np.ndarray, threshold: np.ndarray, gain: np.ndarray,
     raise NotImplementedError("Stage 2: homeostatic_update")
 
 
-def seed_scaling(gain: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The seed's "synaptic scaling": clip(0.999 gain + 0.001 / (std + 1e-8), 0.1, 10)."""
-    raise NotImplementedError("Stage 2: seed_scaling")
+def inverse_std_scaling(gain: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The designed "synaptic scaling": clip(0.999 gain + 0.001 / (std + 1e-8), 0.1, 10)."""
+    raise NotImplementedError("Stage 2: inverse_std_scaling")
 
 
 def dead_fraction(avg: np.ndarray, dead_rate: float = 0.01) -> float:

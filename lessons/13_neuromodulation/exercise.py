@@ -1,18 +1,18 @@
-"""Lesson 11 exercise: the five-factor learning rate and dopamine / serotonin. Fill in each function, then run
-`pytest lessons/11_neuromodulation`. README.md gives the stages; peek at minimac/neuro/autonomous_lr.py and
+"""Lesson 13 exercise: the five-factor learning rate and dopamine / serotonin. Fill in each function, then run
+`pytest lessons/13_neuromodulation`. README.md gives the stages; peek at minimac/neuro/autonomous_lr.py and
 minimac/neuro/neuromodulation.py if stuck. Everything here is plain Python floats: no tensors needed.
 """
 from __future__ import annotations
 
 import math  # noqa: F401
 
-SEED_STATE = {"avg_loss": 1.0, "avg_gradient_norm": 0.1, "avg_prediction_error": 1.0, "success_rate": 0.5,
-              "gradient_variance": 0.1, "metabolic_cost": 0.0}
+INITIAL_STATE = {"avg_loss": 1.0, "avg_gradient_norm": 0.1, "avg_prediction_error": 1.0, "success_rate": 0.5,
+                 "gradient_variance": 0.1, "metabolic_cost": 0.0}
 
 
 def update_statistics(state: dict, loss: float, grad_norms: list[float], alpha: float = 0.01,
                       prediction_error: float | None = None, previous_loss: float | None = None) -> dict:
-    """One step of the seed's running statistics; return a NEW dict (leave `state` alone). With g = mean(grad_norms):
+    """One step of the designed running statistics; return a NEW dict (leave `state` alone). With g = mean(grad_norms):
 
         avg_gradient_norm <- (1-a) avg_gradient_norm + a g
         gradient_variance <- (1-a) gradient_variance + a spread, where spread = the unbiased variance of grad_norms
@@ -30,14 +30,14 @@ def five_factors(state: dict, uncertainty_weight: float = 0.5, metabolic_cost_we
     "uncertainty": 1 + uncertainty_weight sqrt(gradient_variance), "meta": 0.5 + success_rate,
     "metabolic": 1 / (1 + metabolic_cost_weight metabolic_cost)}.
 
-    five_factors(SEED_STATE)["error"] -> 0.7071 (sqrt(1 / 2))
+    five_factors(INITIAL_STATE)["error"] -> 0.7071 (sqrt(1 / 2))
     """
     raise NotImplementedError("Stage 1: five_factors")
 
 
-def seed_rate(product: float, sensitivity: float = 1.0, min_rate: float = 1e-6, max_rate: float = 1e-2) -> float:
-    """The seed's rule: clamp(sensitivity * product, min_rate, max_rate). seed_rate(0.7) -> 0.01"""
-    raise NotImplementedError("Stage 2: seed_rate")
+def clamped_rate(product: float, sensitivity: float = 1.0, min_rate: float = 1e-6, max_rate: float = 1e-2) -> float:
+    """The rule as designed: clamp(sensitivity * product, min_rate, max_rate). clamped_rate(0.7) -> 0.01"""
+    raise NotImplementedError("Stage 2: clamped_rate")
 
 
 def relative_rate(product: float, reference: float, base_lr: float, sensitivity: float = 1.0,

@@ -1,7 +1,7 @@
-"""Tests for lesson 12. `pytest lessons/12_homeostasis` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
+"""Tests for lesson 14. `pytest lessons/14_homeostasis` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Your functions are compared with float64 references written here and with minimac/neuro (homeostasis, dendritic).
-Run one stage at a time with -k, e.g. `pytest lessons/12_homeostasis -k stage1`.
+Run one stage at a time with -k, e.g. `pytest lessons/14_homeostasis -k stage1`.
 """
 import numpy as np
 import pytest
@@ -49,10 +49,11 @@ def test_stage2_setpoint_rule_restores_a_drifted_unit(ex):
     assert gain[0] == pytest.approx(1 / 1.5, rel=0.05)
 
 
-def test_stage2_seed_scaling(ex):
+def test_stage2_inverse_std_scaling(ex):
     g, s = RNG.uniform(0.5, 2, 5), RNG.uniform(0.01, 3, 5)
-    np.testing.assert_allclose(ex.seed_scaling(g, s), np.clip(0.999 * g + 0.001 / (s + 1e-8), 0.1, 10), rtol=1e-12)
-    assert ex.seed_scaling(np.array([10.0]), np.array([1e-9]))[0] == 10.0
+    np.testing.assert_allclose(ex.inverse_std_scaling(g, s), np.clip(0.999 * g + 0.001 / (s + 1e-8), 0.1, 10),
+                               rtol=1e-12)
+    assert ex.inverse_std_scaling(np.array([10.0]), np.array([1e-9]))[0] == 10.0
 
 
 def test_stage3_dead_fraction(ex):

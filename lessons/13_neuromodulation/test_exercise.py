@@ -1,7 +1,7 @@
-"""Tests for lesson 11. `pytest lessons/11_neuromodulation` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
+"""Tests for lesson 13. `pytest lessons/13_neuromodulation` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Your functions are compared with float64 references written here and with minimac/neuro (which the library uses).
-Run one stage at a time with -k, e.g. `pytest lessons/11_neuromodulation -k stage1`.
+Run one stage at a time with -k, e.g. `pytest lessons/13_neuromodulation -k stage1`.
 """
 import math
 
@@ -17,7 +17,7 @@ NORMS = [list(RNG.uniform(0.2, 2.0, 4)) for _ in LOSSES]
 
 
 def test_stage1_update_statistics_matches_minimac(ex):
-    mine, ref, prev = dict(ex.SEED_STATE), dict(alr.SEED_STATE), None
+    mine, ref, prev = dict(ex.INITIAL_STATE), dict(alr.SEED_STATE), None
     for loss, norms in zip(LOSSES, NORMS):
         mine = ex.update_statistics(mine, loss, norms, 0.05, prediction_error=0.9 * loss, previous_loss=prev)
         ref = alr.update_statistics(ref, loss, norms, 0.05, 0.9 * loss, prev)
@@ -27,16 +27,16 @@ def test_stage1_update_statistics_matches_minimac(ex):
 
 
 def test_stage1_update_statistics_edge_cases(ex):
-    state = dict(ex.SEED_STATE)
+    state = dict(ex.INITIAL_STATE)
     new = ex.update_statistics(state, 3.0, [0.5], alpha=0.5)
-    assert state == ex.SEED_STATE, "update_statistics must return a new dict"
+    assert state == ex.INITIAL_STATE, "update_statistics must return a new dict"
     assert new["gradient_variance"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.4 ** 2)    # one norm: over steps
     assert new["avg_prediction_error"] == new["avg_loss"] == pytest.approx(2.0)      # no prediction error given
     assert new["success_rate"] == 0.5                                                # no previous loss given
 
 
 def test_stage1_five_factors(ex):
-    f = ex.five_factors(ex.SEED_STATE)
+    f = ex.five_factors(ex.INITIAL_STATE)
     assert f["error"] == pytest.approx(math.sqrt(0.5)) and f["meta"] == 1.0 and f["metabolic"] == 1.0
     state = alr.update_statistics(dict(alr.SEED_STATE), 4.0, [1.0, 3.0], 0.1, 3.0, 5.0)
     ref = alr.five_factors(state, alr.AutonomousLRConfig(uncertainty_weight=0.3, metabolic_cost_weight=0.2))
@@ -46,15 +46,15 @@ def test_stage1_five_factors(ex):
         assert mine[k] == pytest.approx(ref[k], rel=1e-12), k
 
 
-def test_stage2_the_seed_saturates(ex):
-    state, prev = dict(ex.SEED_STATE), None
+def test_stage2_the_designed_rate_saturates(ex):
+    state, prev = dict(ex.INITIAL_STATE), None
     for loss, norms in zip(LOSSES, NORMS):
         state = alr.update_statistics(state, loss, norms, 0.01, None, prev)
         prev = loss
         product = math.prod(alr.five_factors(state, alr.AutonomousLRConfig()).values())
         assert 0.4 < product < 1.2
-        assert ex.seed_rate(product) == 0.01        # pinned at max_rate: the product is ~70x the clamp
-    assert ex.seed_rate(1e-9) == 1e-6 and ex.seed_rate(0.004, sensitivity=0.5) == pytest.approx(0.002)
+        assert ex.clamped_rate(product) == 0.01        # pinned at max_rate: the product is ~70x the clamp
+    assert ex.clamped_rate(1e-9) == 1e-6 and ex.clamped_rate(0.004, sensitivity=0.5) == pytest.approx(0.002)
 
 
 def test_stage2_relative_rate(ex):

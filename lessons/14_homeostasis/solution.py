@@ -1,4 +1,4 @@
-"""Lesson 12 solution: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU, in numpy.
+"""Lesson 14 solution: homeostatic gate rates, thresholds and scaling, and a dendritic (context-gated) SwiGLU, in numpy.
 
 The library versions are minimac/neuro/homeostasis.py and minimac/neuro/dendritic.py.
 """
@@ -28,8 +28,8 @@ def homeostatic_update(avg: np.ndarray, threshold: np.ndarray, gain: np.ndarray,
     return avg, threshold, gain
 
 
-def seed_scaling(gain: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The seed's "synaptic scaling": clip(0.999 gain + 0.001 / (std + 1e-8), 0.1, 10)."""
+def inverse_std_scaling(gain: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The designed "synaptic scaling": clip(0.999 gain + 0.001 / (std + 1e-8), 0.1, 10)."""
     return np.clip(0.999 * gain + 0.001 / (std + 1e-8), 0.1, 10.0)
 
 

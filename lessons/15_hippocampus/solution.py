@@ -1,4 +1,4 @@
-"""Lesson 13 solution: pattern separation and completion (the hippocampus as a replay selector) and sleep's noisy
+"""Lesson 15 solution: pattern separation and completion (the hippocampus as a replay selector) and sleep's noisy
 replay, Hebbian rule and pruning, in numpy. The library versions are minimac/neuro/hippocampus.py and sleep.py.
 """
 from __future__ import annotations

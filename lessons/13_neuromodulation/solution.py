@@ -1,4 +1,4 @@
-"""Lesson 11 solution: the five-factor learning rate and dopamine / serotonin, as plain functions on floats.
+"""Lesson 13 solution: the five-factor learning rate and dopamine / serotonin, as plain functions on floats.
 
 The library versions are minimac/neuro/autonomous_lr.py and minimac/neuro/neuromodulation.py.
 """
@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 
-SEED_STATE = {"avg_loss": 1.0, "avg_gradient_norm": 0.1, "avg_prediction_error": 1.0, "success_rate": 0.5,
-              "gradient_variance": 0.1, "metabolic_cost": 0.0}
+INITIAL_STATE = {"avg_loss": 1.0, "avg_gradient_norm": 0.1, "avg_prediction_error": 1.0, "success_rate": 0.5,
+                 "gradient_variance": 0.1, "metabolic_cost": 0.0}
 
 
 def update_statistics(state: dict, loss: float, grad_norms: list[float], alpha: float = 0.01,
                       prediction_error: float | None = None, previous_loss: float | None = None) -> dict:
-    """One step of the seed's running statistics; returns a new dict (the input is left alone)."""
+    """One step of the designed running statistics; returns a new dict (the input is left alone)."""
     s = dict(state)
     g = sum(grad_norms) / len(grad_norms)
     if len(grad_norms) > 1:
@@ -41,8 +41,8 @@ def five_factors(state: dict, uncertainty_weight: float = 0.5, metabolic_cost_we
             "metabolic": 1 / (1 + metabolic_cost_weight * state["metabolic_cost"])}
 
 
-def seed_rate(product: float, sensitivity: float = 1.0, min_rate: float = 1e-6, max_rate: float = 1e-2) -> float:
-    """The seed's rule: clamp(sensitivity * product, min_rate, max_rate)."""
+def clamped_rate(product: float, sensitivity: float = 1.0, min_rate: float = 1e-6, max_rate: float = 1e-2) -> float:
+    """The rule as designed: clamp(sensitivity * product, min_rate, max_rate)."""
     return min(max(sensitivity * product, min_rate), max_rate)
 
 

@@ -1,5 +1,5 @@
-"""Lesson 13 exercise: pattern separation and completion (the hippocampus as a replay selector) and sleep's noisy
-replay, Hebbian rule and pruning. Fill in each function, then run `pytest lessons/13_hippocampus`. README.md gives
+"""Lesson 15 exercise: pattern separation and completion (the hippocampus as a replay selector) and sleep's noisy
+replay, Hebbian rule and pruning. Fill in each function, then run `pytest lessons/15_hippocampus`. README.md gives
 the stages; peek at minimac/neuro/hippocampus.py and minimac/neuro/sleep.py if stuck. Everything is numpy.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ def pattern_separation(h: np.ndarray, W: np.ndarray, b: np.ndarray, sparsity: fl
         z = relu(h W + b); k = max(1, int(sparsity * D)); keep in each row only the values >= that row's k-th
         largest value (and > 0), set everything else to 0.
 
-    With D = 512 and sparsity 0.02, 10 units of 512 stay active (about 2%, the seed's "dentate gyrus").
+    With D = 512 and sparsity 0.02, 10 units of 512 stay active (about 2%, the design's "dentate gyrus").
     """
     raise NotImplementedError("Stage 1: pattern_separation")
 

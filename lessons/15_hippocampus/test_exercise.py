@@ -1,7 +1,7 @@
-"""Tests for lesson 13. `pytest lessons/13_hippocampus` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
+"""Tests for lesson 15. `pytest lessons/15_hippocampus` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Your functions are compared with float64 references written here and with minimac/neuro (hippocampus, sleep).
-Run one stage at a time with -k, e.g. `pytest lessons/13_hippocampus -k stage1`.
+Run one stage at a time with -k, e.g. `pytest lessons/15_hippocampus -k stage1`.
 """
 import numpy as np
 import pytest
