@@ -3,7 +3,6 @@
     MINIMAC_DATA=../shared/data python benchmarks/forgetting.py --quick     # 2-core CPU, ~10 min, 2 domains
     MINIMAC_DATA=../shared/data python benchmarks/forgetting.py             # the full run (a GPU: see docs below)
     python benchmarks/forgetting.py --corpus default --quick                # pydoc docs -> stdlib code, no download
-    python -m minimac.learn --benchmark --quick                             # the same entry point, via main(argv)
 
 The seeds claim "zero catastrophic forgetting, < 5% degradation on old tasks" and "updates in seconds". This measures
 it. One base model (minimac/base_cache.py: BPE tokenizer + a model pretrained on the base corpus, Gutenberg novels

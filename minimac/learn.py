@@ -16,7 +16,7 @@ base first (e.g. gutenberg,tinyshakespeare,scotus; MINIMAC_DATA points at an off
 `--neuro` switches on controllers of minimac/neuro/ by name (comma-separated, or `all`); the panel then shows each
 one's state (learning-rate scale, neuromodulator levels, dead units, stored episodes, sleep counts), and --save /
 --resume keep that state. The dendritic feed-forward is a model option, not a controller: ModelConfig(ffn_type=...).
-Leaves out: the learning itself (minimac/learner/learner.py), the forgetting benchmark (--benchmark, minimac/forgetting.py).
+Leaves out: the learning itself (minimac/learner/learner.py), the forgetting benchmark (python benchmarks/forgetting.py).
 """
 from __future__ import annotations
 
@@ -64,7 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--domain", help="domain name for --data")
     p.add_argument("--neuro", metavar="NAMES", help="brain-inspired controllers to switch on, comma-separated, or "
                                                      f"'all': {', '.join(NEURO_NAMES)}")
-    p.add_argument("--benchmark", action="store_true", help="run the forgetting benchmark (minimac/forgetting.py)")
     args = p.parse_args(argv)
     try:
         args.neuro = neuro_names(args.neuro)
@@ -288,16 +287,8 @@ def report(learner, console: Console, prompts: dict, before: dict) -> None:
     console.print(table)
 
 
-def benchmark(argv: list[str]) -> int:
-    from minimac.forgetting import main as forgetting_main
-    return forgetting_main([a for a in argv if a != "--benchmark"])
-
-
 def main(argv: list[str] | None = None) -> int:
     fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_PLAIN=1 keeps the plain path
-    raw = sys.argv[1:] if argv is None else argv
-    if "--benchmark" in raw:  # the benchmark has flags of its own (--quick, --strategies, ...): hand them all over
-        return benchmark(raw)
     args = parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)  # soft wrap: a log line stays one line in a file
     errors = Console(stderr=True, highlight=False, soft_wrap=True)

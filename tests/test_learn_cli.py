@@ -19,7 +19,7 @@ def test_help_lists_the_flags(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in ("--corpus", "--strategy", "--preset", "--steps", "--no-live", "--save", "--resume", "--data",
-                 "--domain", "--benchmark", "--neuro"):
+                 "--domain", "--neuro"):
         assert flag in out
 
 
@@ -121,13 +121,6 @@ def test_device_problem_prints_the_fix_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(learn, "check_device", broken)
     assert learn.main(["--no-live"]) == 2
     assert "error: clang is not on PATH" in capsys.readouterr().err
-
-
-def test_benchmark_flag_hands_its_own_flags_to_the_forgetting_benchmark(capsys):
-    with pytest.raises(SystemExit) as exit_info:  # argparse exits 0 after --help
-        learn.main(["--benchmark", "--quick", "--help"])
-    assert exit_info.value.code == 0
-    assert "--strategies" in capsys.readouterr().out  # the benchmark's parser answered, not learn's
 
 
 def test_ctrl_c_says_the_checkpoint_is_intact(monkeypatch, capsys, tmp_path):
