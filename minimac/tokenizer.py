@@ -1,6 +1,6 @@
 """Byte-level BPE tokenizer: GPT-2's byte alphabet with a Llama-3/Qwen2-like pre-tokeniser and single digits. Lesson 01.
 
-text -> normalise (NFC) -> pre-tokens (a regex) -> UTF-8 bytes -> BPE merges (minimac/bpe.py) -> ids, and back.
+text -> (optional normalisation) -> pre-tokens (a regex) -> UTF-8 bytes -> BPE merges (minimac/bpe.py) -> ids.
 Ids: the special tokens first (`<|endoftext|>` = 0, which is also the pad and eos id), then the 256 bytes in byte order
 (byte b -> b + 1), then one id per merge in merge order. Every string is bytes, so nothing is ever `<UNK>`, and a fresh
 `Tokenizer()` (no merges) is already a working 257-id byte tokenizer.
@@ -9,10 +9,13 @@ Ids: the special tokens first (`<|endoftext|>` = 0, which is also the pad and eo
     >>> tok.decode(tok.encode("the cat")) == "the cat", len(tok.encode("the cat")) < len("the cat")
     (True, True)
 
-Round trip: `decode(encode(s)) == s` for every str when `normalization=None`, and for every NFC str with the default
-"NFC" (other strings come back in NFC). A lone surrogate ("\\ud800") is not Unicode text and has no UTF-8 form:
-encode raises ValueError rather than smuggle it through. Offsets index the normalised text (`tok.normalize(s)`).
-CLI: `python -m minimac.tokenizer` (demo) | `train --input F.. --vocab-size N --out DIR` | `encode` | `decode`.
+Round trip: `decode(encode(s)) == s` for every str, as GPT-2, tiktoken and Llama 3 promise: by default nothing is
+normalised. `normalization="NFC"` (or NFD, NFKC, NFKD) is an option: then "e\\u0301" and "\\u00e9" encode alike, and
+text comes back in that form. A saved tokenizer keeps its setting (files saved when NFC was the default load as NFC).
+A lone surrogate ("\\ud800") is not Unicode text and has no UTF-8 form: encode raises ValueError rather than smuggle
+it through. Offsets index the normalised text (`tok.normalize(s)`, the text itself when normalization is None).
+CLI: `python -m minimac.tokenizer` (demo) | `train --input F.. --vocab-size N --out DIR [--overwrite] [--nfc]` |
+`encode` | `decode`. `train` refuses an --out folder that already holds files, before training, unless --overwrite.
 Not covered: BOS tokens, left padding, training on more text than fits in memory.
 """
 from __future__ import annotations
@@ -56,7 +59,7 @@ class BatchEncoding:
 
 
 class Tokenizer:
-    def __init__(self, special_tokens: Iterable[str] = (EOT,), normalization: str | None = "NFC",
+    def __init__(self, special_tokens: Iterable[str] = (EOT,), normalization: str | None = None,
                  pattern: str = PATTERN):
         special_tokens = list(special_tokens)
         if not special_tokens or not all(isinstance(s, str) and s for s in special_tokens):
@@ -318,7 +321,11 @@ def _read(item: str | os.PathLike) -> str:
         path = Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"training file '{path}' does not exist or is not a file")
-        return path.read_text(encoding="utf-8-sig")  # utf-8-sig drops a BOM; text mode turns \r\n into \n
+        try:
+            return path.read_text(encoding="utf-8-sig")  # utf-8-sig drops a BOM; text mode turns \r\n into \n
+        except UnicodeDecodeError as e:
+            raise ValueError(f"training file '{path}' is not UTF-8 text: byte {e.object[e.start]:#04x} at offset "
+                             f"{e.start} ({e.reason})") from None
     raise TypeError(f"training data must be str texts or pathlib.Path files, got {type(item).__name__}")
 
 
@@ -342,6 +349,17 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an output folder that already holds files (a model checkpoint's config.json, say), unless overwrite."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{out}' is a file, not a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not overwrite:
+        listed = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise ValueError(f"--out '{out}' already holds files ({listed}); the tokenizer would write config.json, "
+                         "vocab.json and merges.json there. Pick a new or empty folder, or pass --overwrite")
 
 
 def _demo() -> None:
@@ -377,6 +395,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vocab-size", type=int, required=True)
     p.add_argument("--min-frequency", type=int, default=2)
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--overwrite", action="store_true", help="write into --out even if it already holds files")
+    p.add_argument("--nfc", action="store_true", help="normalise text to NFC (lossy: 'e\\u0301' comes back as "
+                                                      "'\\u00e9'); default: none, every string round-trips exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("encode", help="print the ids of a text")
     p.add_argument("--tokenizer", type=Path, required=True, metavar="DIR")
@@ -387,7 +408,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
-            tok = Tokenizer().train(args.input, args.vocab_size, args.min_frequency, verbose=not args.quiet)
+            check_out(args.out, args.overwrite)   # before training: a refusal loses no work
+            tok = Tokenizer(normalization="NFC" if args.nfc else None).train(args.input, args.vocab_size,
+                                                                           args.min_frequency, verbose=not args.quiet)
+            if tok.vocab_size < args.vocab_size:
+                print(f"note: stopped at {tok.vocab_size} ids, not {args.vocab_size}: no pair of tokens occurs "
+                      f"{args.min_frequency} times or more in the training text any more (more text, or a lower "
+                      "--min-frequency, gives more merges)")
             print(f"saved {tok} to {tok.save(args.out)}")
         elif args.command == "encode":
             print(" ".join(map(str, Tokenizer.load(args.tokenizer).encode(args.text))))

@@ -143,15 +143,35 @@ def test_round_trip_random_unicode_without_normalization():
         assert t.decode(t.encode(s)) == s
 
 
-def test_nfc_round_trip_and_combining_marks(tok):
+def test_default_is_lossless_and_nfc_is_an_option(tok):
     decomposed = "cafe\u0301 A\u030a"  # e + combining acute, A + combining ring: not NFC
-    assert tok.decode(tok.encode(decomposed)) == unicodedata.normalize("NFC", decomposed) == "café Å"
-    raw = Tokenizer(normalization=None)
-    assert raw.decode(raw.encode(decomposed)) == decomposed
+    assert tok.normalization is None and tok.decode(tok.encode(decomposed)) == decomposed
+    assert tok.decode(tok.encode("e\u0301")) == "e\u0301" != "\u00e9"
+    nfc = Tokenizer(normalization="NFC").train(PARAGRAPH, vocab_size=300, verbose=False)
+    assert nfc.decode(nfc.encode(decomposed)) == unicodedata.normalize("NFC", decomposed) == "café Å"
     rng = random.Random(7)
     for _ in range(100):
         s = _SURROGATES.sub("", "".join(chr(rng.randrange(0, 0x3000)) for _ in range(20)))
-        assert tok.decode(tok.encode(s)) == unicodedata.normalize("NFC", s)
+        assert nfc.decode(nfc.encode(s)) == unicodedata.normalize("NFC", s)
+
+
+def test_mixed_script_strings_round_trip_exactly(tok):
+    """Latin with combining marks, Greek, Cyrillic, Hebrew, Arabic, Devanagari, Hangul jamo, CJK, emoji: 307
+    strings; with NFC (the old default) some of them came back changed."""
+    blocks = [(0x41, 0x17F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF), (0x5D0, 0x5EA), (0x600, 0x6FF),
+              (0x900, 0x97F), (0x1100, 0x11FF), (0xAC00, 0xAD00), (0x4E00, 0x4F00), (0x1F300, 0x1F64F), (0x20, 0x7E)]
+    rng = random.Random(307)
+    texts = ["".join(chr(rng.randrange(*rng.choice(blocks))) for _ in range(rng.randrange(1, 25)))
+             for _ in range(307)]
+    assert sum(unicodedata.normalize("NFC", s) != s for s in texts) > 10   # NFC would have changed these
+    assert all(tok.decode(tok.encode(s)) == s for s in texts)
+
+
+def test_old_nfc_tokenizer_files_load_as_nfc(tmp_path):
+    Tokenizer(normalization="NFC").train(PARAGRAPH, vocab_size=280, verbose=False).save(tmp_path / "old")
+    assert json.loads((tmp_path / "old" / "config.json").read_text())["normalization"] == "NFC"
+    old = Tokenizer.load(tmp_path / "old")
+    assert old.normalization == "NFC" and old.decode(old.encode("e\u0301")) == "\u00e9"
 
 
 def test_lone_surrogates_raise_a_clear_error(tok):
@@ -284,9 +304,11 @@ def test_encode_batch_max_length_and_truncation(tok):
 
 def test_offsets_refer_to_normalized_text(tok):
     text = "cafe\u0301 s"
-    ids, offs = tok.encode_with_offsets(text)
-    norm = tok.normalize(text)
-    assert norm == "café s" and offs[-1][1] == len(norm) and ids == tok.encode(text)
+    nfc = Tokenizer(normalization="NFC")
+    ids, offs = nfc.encode_with_offsets(text)
+    norm = nfc.normalize(text)
+    assert norm == "café s" and offs[-1][1] == len(norm) and ids == nfc.encode(text)
+    assert tok.encode_with_offsets(text)[1][-1][1] == len(text)   # without normalisation: the text's own indices
     ids, offs = tok.encode_with_offsets("a<|endoftext|>b", allowed_special="all")
     assert ids[1] == 0 and offs[1] == (1, 14)
 
@@ -414,6 +436,45 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         tokenizer.main(["encode", "--tokenizer", str(tmp_path / "missing"), "hi"])
     assert exit_info.value.code == 1 and "error: no tokenizer directory" in capsys.readouterr().err
+
+
+def test_cli_train_refuses_a_folder_with_other_files_before_training(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a.txt").write_text(PARAGRAPH)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text('{"model": {}}')   # a model checkpoint's config
+    (ckpt / "model.safetensors").write_bytes(b"weights")
+    argv = ["train", "--input", str(tmp_path / "a.txt"), "--vocab-size", "300", "--out", str(ckpt), "--quiet"]
+    trained = []
+    monkeypatch.setattr(Tokenizer, "train", lambda self, *a, **k: trained.append(1) or self)
+    with pytest.raises(SystemExit) as exit_info:
+        tokenizer.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and not trained
+    assert f"--out '{ckpt}' already holds files (config.json, model.safetensors)" in err and "--overwrite" in err
+    assert (ckpt / "config.json").read_text() == '{"model": {}}'
+    monkeypatch.undo()
+    tokenizer.main(argv + ["--overwrite"])
+    assert "saved Tokenizer" in capsys.readouterr().out and Tokenizer.load(ckpt).vocab_size == 300
+    tokenizer.main(argv[:-2] + [str(tmp_path / "new"), "--quiet", "--nfc"])       # a new folder needs no flag
+    assert Tokenizer.load(tmp_path / "new").normalization == "NFC"
+
+
+def test_cli_train_names_a_file_that_is_not_utf8(tmp_path, capsys):
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9 au lait")   # Latin-1, not UTF-8
+    with pytest.raises(SystemExit) as exit_info:
+        tokenizer.main(["train", "--input", str(tmp_path / "bad.txt"), "--vocab-size", "300", "--out",
+                        str(tmp_path / "t"), "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert f"error: training file '{tmp_path / 'bad.txt'}' is not UTF-8 text: byte 0xe9 at offset 3" in err
+
+
+def test_cli_train_says_when_vocab_size_was_not_reached(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("abcd abcd xyz")
+    tokenizer.main(["train", "--input", str(tmp_path / "a.txt"), "--vocab-size", "10000000", "--out",
+                    str(tmp_path / "t"), "--quiet"])
+    assert "note: stopped at 260 ids, not 10000000" in capsys.readouterr().out
 
 
 def test_cli_demo_runs(capsys):
