@@ -79,6 +79,19 @@ def read_timings(folder: Path) -> dict:
         return {}
 
 
+def find_timings(model_config) -> dict:
+    """The timings of a cached base with this model config (a resumed learner's base: its step time on this machine),
+    or {} if the cache has none."""
+    want = model_config.to_dict()
+    for folder in sorted(cache_dir().glob("base-*")):
+        try:
+            if json.loads((folder / "config.json").read_text()).get("model") == want:
+                return read_timings(folder)
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
 def cached_base(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]],
                 say: Callable[[str], None] = print, log: Callable[[dict], None] | None = None) -> tuple[Path, bool]:
     """(folder of the base, whether it was built now). Builds it if the cache has none for these settings."""

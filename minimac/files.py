@@ -53,15 +53,35 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any] | str | by
         raise
 
 
+def _remove_orphans(final: Path) -> None:
+    """Remove temp folders that an earlier replace_folder of `final` left when its process was killed."""
+    for tmp in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = tmp.name[len(final.name) + 6:].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True   # it exists but belongs to another user
+    return True
+
+
 def replace_folder(fill: Callable[[Path], Any], final: str | os.PathLike, keep_existing: bool = False) -> bool:
     """Make folder `final` whole or not at all: `fill(temp_folder)` writes a temp folder beside it, which then takes
     its place. An existing `final` is moved to `final.previous` for the moment of the swap (so an interrupted swap
     leaves the old folder there), then removed; with `keep_existing`, an existing `final` wins and the new one is
     dropped (another process built the same cache entry meanwhile). Returns whether the new folder was put in place.
+    The temp folder is named .FINAL.tmp-PID-*, so temp folders of a killed process (its PID gone) are removed here.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _remove_orphans(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
         fill(tmp)
         if final.exists() and keep_existing:

@@ -33,6 +33,7 @@ Not covered: beam search, batched generation, speculative decoding, constrained 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,14 +51,14 @@ def _validate(max_new_tokens: int, temperature: float, top_k: int | None, top_p:
               repetition_penalty: float) -> None:
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be >= 0 and finite (0 = greedy), got {temperature}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
-    if repetition_penalty <= 0:
-        raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {repetition_penalty}")
+    if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
+        raise ValueError(f"repetition_penalty must be > 0 and finite (1 = off), got {repetition_penalty}")
 
 
 def process_logits(logits: np.ndarray, context: list[int], temperature: float = 1.0, top_k: int | None = None,
@@ -178,6 +179,10 @@ MODEL_LOADERS: list[tuple[str, Callable[[Path], Any]]] = [("model.safetensors", 
 def load_for_generation(directory: str | Path, tokenizer_dir: str | Path | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) from a checkpoint dir; the tokenizer from `tokenizer_dir`, else DIR/tokenizer/."""
     d = Path(directory)
+    previous = d.with_name(d.name + ".previous")
+    if not d.exists() and previous.is_dir():   # a learner save interrupted between its two renames: the old one
+        print(f"note: '{d}' is missing; using '{previous}', left by an interrupted save", file=sys.stderr)
+        d = previous
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory '{d}' does not exist")
     for marker, loader in MODEL_LOADERS:
@@ -230,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -31,6 +31,19 @@ from rich.table import Table
 
 from minimac import fast
 from minimac.device import BackendUnavailable, check_device
+from minimac.learn_rules import (
+    DATA_MAX_STEPS,
+    DOMAIN_NAME,
+    EVAL_CHARS,
+    check_save,
+    data_steps,
+    eval_sample,
+    read_data,
+    resume_settings,
+    save_folder,
+    saved_domains,
+)
+from minimac.learner.checkpoint import find_checkpoint
 from minimac.learner.hooks import Controller
 from minimac.learner.strategies import STRATEGIES as STRATEGY_NAMES
 from minimac.neuro import CONTROLLER_NAMES as NEURO_NAMES  # hippocampus first: it chooses the replay
@@ -38,30 +51,33 @@ from minimac.neuro import build_controllers
 from minimac.readout import Readout, fmt_seconds, r_matrix_table
 
 NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
-DEMO = {"stage_steps": 40, "eval_chars": 4000, "train_chars": 200_000, "remember_chars": 40_000,
-        "prompt_chars": 40, "new_tokens": 24}
+DEFAULTS = {"strategy": "lora+replay+ewc", "preset": "nano", "seed": 0, "base_seconds": 60.0}   # unless --resume
+DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m minimac.learn", description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", default="default", help="'default' or registry names, base first, comma-separated")
-    p.add_argument("--strategy", default="lora+replay+ewc", choices=STRATEGY_NAMES)
-    p.add_argument("--preset", default="nano", help="model size of the base (default nano)")
-    p.add_argument("--steps", type=int, help=f"optimizer steps per domain (default {DEMO['stage_steps']}; with "
-                                             "--data: LearnerConfig's epochs rule)")
+    p.add_argument("--strategy", choices=STRATEGY_NAMES, help=f"(default {DEFAULTS['strategy']})")
+    p.add_argument("--preset", help=f"model size of the base (default {DEFAULTS['preset']})")
+    p.add_argument("--steps", type=int, help=f"optimizer steps per domain (default {DEMO['stage_steps']}; with --data: "
+                                             f"one pass over the text, at most {DATA_MAX_STEPS})")
     p.add_argument("--base-steps", type=int, help="pretraining steps of the cached base (default: as many as fit in "
                                                   "--base-seconds)")
-    p.add_argument("--base-seconds", type=float, default=60.0, help="pretraining time of the cached base, compile "
-                                                                     "excluded (default 60)")
+    p.add_argument("--base-seconds", type=float, help="pretraining time of the cached base, compile excluded "
+                                                      f"(default {DEFAULTS['base_seconds']:g})")
     p.add_argument("--lr", type=float, help="learning rate (default: the strategy's, see minimac/learner/strategies.py)")
     p.add_argument("--replay-ratio", type=float, help="share of each batch given to replay by the replay strategies "
                    "(default 0.5; docs/forgetting.md: full+replay+ewc met the forgetting goal at 0.25)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"(default {DEFAULTS['seed']})")
     p.add_argument("--no-live", action="store_true", help="plain log lines instead of a live panel (logs, CI)")
     p.add_argument("--save", metavar="DIR", help="save the learner after every domain (atomic; resumable)")
-    p.add_argument("--resume", metavar="DIR", help="continue from a learner saved with --save")
+    p.add_argument("--resume", metavar="DIR", help="continue from a learner saved with --save (keeps its strategy, "
+                                                   "base and seed; --lr and --replay-ratio apply)")
+    p.add_argument("--overwrite", action="store_true", help="let --save replace a learner checkpoint this run did not "
+                                                            "resume from (refused otherwise)")
     p.add_argument("--data", nargs="+", metavar="FILE", help="UTF-8 text file(s) to learn, as domain --domain")
-    p.add_argument("--domain", help="domain name for --data")
+    p.add_argument("--domain", help="domain name for --data: letters, digits, '-', '_', '.' (saved to runs/NAME)")
     p.add_argument("--neuro", metavar="NAMES", help="brain-inspired controllers to switch on, comma-separated, or "
                                                      f"'all': {', '.join(NEURO_NAMES)}")
     args = p.parse_args(argv)
@@ -70,12 +86,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as e:
         p.error(str(e))
     for name in ("steps", "base_steps", "base_seconds", "lr"):
-        if getattr(args, name) is not None and not getattr(args, name) > 0:
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            p.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     if args.replay_ratio is not None and not 0 <= args.replay_ratio < 1:
         p.error(f"--replay-ratio must be at least 0 and below 1, got {args.replay_ratio}")
     if bool(args.data) != bool(args.domain):
         p.error("--data and --domain go together: --data FILE... --domain NAME")
+    if args.domain is not None and not DOMAIN_NAME.fullmatch(args.domain):
+        p.error(f"--domain {args.domain!r}: use letters, digits, '-', '_' and '.' (a letter or digit first, at most "
+                "64): it names the folder runs/NAME")
     return args
 
 
@@ -112,46 +132,35 @@ def _prompts(docs: list[str], n: int = 2) -> list[str]:
 def load_plan(args: argparse.Namespace) -> dict:
     """What to learn and test: {"base": name, "stream": [names], "tokenizer_docs": [[docs] per later corpus domain],
     "domains": {name: {"train": [docs], "valid": text, "prompts": [...]}}}. With --data the stream is the user's
-    text only, but the base (and its tokenizer) stays the corpus's, so every --data run shares one cached base."""
+    text only, but the base (and its tokenizer) stays the corpus's, so every --data run shares one cached base.
+    A corpus domain is evaluated on the first EVAL_CHARS characters of its valid split, --data on eval_sample."""
     from minimac.data import DEFAULT_DOMAINS, load_corpus
     names = list(DEFAULT_DOMAINS) if args.corpus == "default" else [c.strip() for c in args.corpus.split(",") if c]
     if len(names) < 2 and not args.data:
         raise ValueError(f"--corpus needs a base and at least one domain to learn, got {names}")
     if args.data and args.domain in names[:1]:
         raise ValueError(f"--domain {args.domain!r} is the name of the base domain; pick another name")
-    data = "\n".join(_read(f) for f in args.data) if args.data else None  # read first: a bad file fails fast
+    data = read_data(args.data) if args.data else None  # read first: a bad file fails fast
 
     def docs(name: str, split: str) -> list[str]:
         return load_corpus("default", split, domain=name) if args.corpus == "default" else load_corpus(name, split)
 
     learn = names[:1] if data else names
-    domains = {n: {"train": docs(n, "train"), "valid": "\n\n".join(docs(n, "valid"))[:DEMO["eval_chars"]],
+    domains = {n: {"train": docs(n, "train"), "valid": "\n\n".join(docs(n, "valid"))[:EVAL_CHARS],
                    "prompts": _prompts(docs(n, "test"))} for n in learn}
     if data:
-        domains[args.domain] = {"train": [data], "valid": data, "prompts": _prompts(data.split("\n\n"))}
+        domains[args.domain] = {"train": [data], "valid": eval_sample(data), "prompts": _prompts(data.split("\n\n"))}
     tokenizer_docs = [domains[n]["train"] if n in domains else docs(n, "train") for n in names[1:]]
     return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]],
             "tokenizer_docs": tokenizer_docs}
 
 
-def _read(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"--data file '{p}' does not exist")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--data file '{p}' is not UTF-8 text ({e})") from None
-    if not text.strip():
-        raise ValueError(f"--data file '{p}' is empty")
-    return text
-
-
 class _Show(Controller):
-    """A learner controller (minimac/learner/hooks.py) that only watches: each step goes to the readout."""
+    """A learner controller (minimac/learner/hooks.py) that only watches: each step goes to the readout, and the end
+    of a domain (just before its evaluation) says what is evaluated."""
 
-    def __init__(self, readout: Readout, stream: list[str]):
-        self.readout, self.stream, self.domain = readout, stream, None
+    def __init__(self, readout: Readout, stream: list[str], eval_sets: dict[str, str] | None = None):
+        self.readout, self.stream, self.domain, self.eval_sets = readout, stream, None, eval_sets or {}
 
     def on_step(self, learner, stats: dict) -> None:
         if stats["domain"] != self.domain:
@@ -159,6 +168,10 @@ class _Show(Controller):
             self.readout.stage(self.domain, self.stream.index(self.domain) + 1, len(self.stream), stats["steps"])
         self.show_controllers(learner)
         self.readout.step(stats)
+
+    def on_domain_end(self, learner, domain: str) -> None:
+        if self.eval_sets:
+            self.readout.message(evaluating(self.eval_sets))
 
     def show_controllers(self, learner) -> None:
         """Every other controller's readout() (the neuro ones have one) goes to the panel's controller rows."""
@@ -168,18 +181,24 @@ class _Show(Controller):
             self.readout.neuro(rows)
 
 
-def _estimate(t: dict, n_stages: int, stage_steps: int, evals: int) -> float:
-    """Seconds for the learning part, from the base build's measured compile and step times (see base_cache)."""
+def evaluating(sets: dict[str, str]) -> str:
+    return (f"evaluating bits per byte on {len(sets)} set(s), {', '.join(sets)}: at most {EVAL_CHARS:,} characters "
+            f"each ({sum(map(len, sets.values())):,} in all)")
+
+
+def _estimate(t: dict, stages: int, steps: int, evals: int, generations: int, compiled: bool) -> float:
+    """Seconds for what is left of the run, from the base's measured compile and step times (see base_cache): the
+    LoRA step's compile (unless the base's EWC Fisher already compiled it), its steps, the evaluations, generation.
+    The factors were measured on a 2-core CPU with nano (a LoRA step ~0.6 of a pretraining step)."""
     compile_s, step_s = t.get("first_steps_s", 60.0), t.get("pretrain_step_s", 1.0)
-    # a LoRA step skips the big weight gradients (~0.6 of a full step); its compile is about that of the base's, and
-    # evaluation and generation compile their own kernels too (~0.8 of it; measured on a 2-core CPU)
-    return 1.8 * compile_s + n_stages * stage_steps * 0.6 * step_s + evals * 4 * step_s
+    return ((0 if compiled else compile_s) + 0.8 * compile_s + stages * steps * 0.6 * step_s + evals * 2 * step_s
+            + generations * DEMO["new_tokens"] * 0.05 * step_s)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from tinygrad import Tensor
 
-    from minimac.base_cache import BaseSpec, cached_base, read_timings
+    from minimac.base_cache import BaseSpec, cached_base, find_timings, read_timings
     from minimac.checkpoint import load as load_model
     from minimac.learner import ContinualLearner
     from minimac.learner.strategies import LearnerConfig
@@ -188,19 +207,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
     wall = time.perf_counter()
     plan = load_plan(args)
     base, stream, domains = plan["base"], plan["stream"], plan["domains"]
-    stage_steps = args.steps or (None if args.data else DEMO["stage_steps"])
-    save = args.save or (f"runs/{args.domain}" if args.data else None)
+    save = save_folder(args)
+    check_save(args, save)   # before any training: a refusal loses nothing
     live = not args.no_live
-    evals = len(domains) * (len(stream) + 1)
     if args.resume:   # the controllers are built again, on the loaded model, and get their saved state back
         learner = ContinualLearner.load_checkpoint(args.resume, lambda model: build_controllers(args.neuro, model))
+        for line in resume_settings(args, learner):
+            console.print(line)
+        if base not in learner.domains:
+            raise ValueError(f"{args.resume} was not built on {base!r} (the base of --corpus {args.corpus}); it has "
+                             f"learned {learner.domains}: pass the --corpus it was made with")
         stream = [d for d in stream if d not in learner.domains]
         if not stream:
             console.print(f"{args.resume} has already learned {learner.domains}; nothing left (try --data FILE)")
             return 0
-        console.print(f"resumed {args.resume}: {learner.config.strategy}, learned {learner.domains}")
+        timings = find_timings(learner.model.config)
     else:
-        spec = BaseSpec(preset=args.preset, base_steps=args.base_steps, base_seconds=args.base_seconds)
+        spec = BaseSpec(preset=args.preset or DEFAULTS["preset"], base_steps=args.base_steps,
+                        base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
+        stage_guess = args.steps or DEMO["stage_steps"]
         with Readout(live=live, console=console, every=25) as r:
             said: list[bool] = []
 
@@ -214,34 +239,40 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     step_s = (stamps[3] - stamps[1]) / 2
                     base_rest = ((spec.base_steps - 4) * step_s if spec.base_steps else
                                  max(0.0, spec.base_seconds - (stamps[3] - stamps[1])))
-                    rest = base_rest + _estimate(
-                        {"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
-                        len(stream), stage_steps or 60, evals)
+                    rest = base_rest + _estimate({"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
+                                                 len(stream), stage_guess, len(domains) * (len(stream) + 1),
+                                                 2 * len(domains), False)
                     r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
             folder, built = _base_folder(spec, plan, r, cached_base, log)
-        if not built and (t := read_timings(folder)):
-            guess = time.perf_counter() - wall + _estimate(t, len(stream), stage_steps or 60, evals)
-            console.print(f"from the base's measured step time, this run should take about {fmt_seconds(guess)}")
+        timings = {} if built else read_timings(folder)
         # LoRA on q and v only (the LoRA paper's choice): on a 2-core CPU all seven targets compile ~1.7x longer
         # and step ~1.4x slower for about the same gain on this demo (measured on nano)
-        config = LearnerConfig(strategy=args.strategy, learning_rate=args.lr, batch_size=spec.batch_size,
-                               seq_len=spec.seq_len, seed=args.seed, fisher_samples=16,
+        config = LearnerConfig(strategy=args.strategy or DEFAULTS["strategy"], learning_rate=args.lr,
+                               batch_size=spec.batch_size, seq_len=spec.seq_len,
+                               seed=DEFAULTS["seed"] if args.seed is None else args.seed, fisher_samples=16,
                                target_modules=("q_proj", "v_proj"),
                                **({} if args.replay_ratio is None else {"replay_ratio": args.replay_ratio}))
-        Tensor.manual_seed(args.seed)  # the LoRA init draws from tinygrad's RNG: same seed, same run, cached or not
+        Tensor.manual_seed(config.seed)  # the LoRA init draws from tinygrad's RNG: same seed, same run, cached or not
         model = load_model(folder)
         learner = ContinualLearner(model, Tokenizer.load(folder / "tokenizer"), config,
                                    controllers=build_controllers(args.neuro, model))
         learner.remember("\n\n".join(domains[base]["train"])[:DEMO["remember_chars"]], base)
         learner.consolidate(base)
-    show = _Show(None, stream)
+    eval_sets = eval_sets_for(learner, plan, stream)
+    if missing := [d for d in learner.domains if d not in eval_sets]:
+        console.print(f"no evaluation text kept for {', '.join(missing)} (a checkpoint of an older minimac)")
+    items, stage_steps = _stream_items(args, learner, stream, domains, console)
+    if timings:
+        rest = _estimate(timings, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1), 2 * len(domains),
+                         learner.config.uses_ewc and not args.resume)
+        console.print(f"from the base's measured step time, this run should take about "
+                      f"{fmt_seconds(time.perf_counter() - wall + rest)} in all")
+    show = _Show(None, stream, eval_sets)
     learner.controllers.append(show)
-    eval_sets = {d: domains[d]["valid"] for d in [base, *stream] if d in domains}
-    prompts = {d: domains[d]["prompts"] for d in eval_sets}
+    prompts = {d: domains[d]["prompts"] for d in [base, *stream]}
     before = {d: [learner.generate(p, DEMO["new_tokens"], seed=0) for p in ps] for d, ps in prompts.items()}
-    items = [(d, "\n\n".join(domains[d]["train"])[:DEMO["train_chars"]]) for d in stream]
     with Readout(live=live, console=console, every=10) as r:
         show.readout = r
 
@@ -253,11 +284,35 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 learner.save_checkpoint(save)
                 r.message(f"saved {save} after learning {stage}")
 
+        r.message(evaluating(eval_sets))
         learner.learn_stream(items, eval_sets, base=base, steps=stage_steps, on_stage=on_stage)
     report(learner, console, prompts, before)
     console.print(f"done in {fmt_seconds(time.perf_counter() - wall)}" +
                   (f"; try: python -m minimac.generate --checkpoint {save} --prompt \"...\"" if save else ""))
     return 0
+
+
+def eval_sets_for(learner, plan: dict, stream: list[str]) -> dict[str, str]:
+    """Every domain the learner knows is evaluated after each stage: the base, earlier ones (their text is kept in the
+    checkpoint, learner.eval_sets), and this run's."""
+    domains, base = plan["domains"], plan["base"]
+    earlier = {d: t for d, t in learner.eval_sets.items() if d != base and d not in stream}
+    return {base: domains[base]["valid"], **earlier, **{d: domains[d]["valid"] for d in stream}}
+
+
+def _stream_items(args, learner, stream: list[str], domains: dict, console: Console) -> tuple[list, int]:
+    """(domain, text) pairs to learn and the steps per domain; with --data, says what part of the text is used."""
+    if not args.data:
+        return [(d, "\n\n".join(domains[d]["train"])[:DEMO["train_chars"]]) for d in stream], \
+            args.steps or DEMO["stage_steps"]
+    cfg, text = learner.config, domains[args.domain]["train"][0]
+    n_windows = math.ceil((len(learner.encode(text)) - 1) / cfg.seq_len)
+    replaying = cfg.uses_replay and len(learner.replay) > 0
+    new_rows = cfg.batch_size - (cfg.replay_rows(learner.replay_ratio) if replaying else 0)
+    steps, part = data_steps(n_windows, new_rows, cfg.min_steps, args.steps)
+    console.print(f"{args.domain}: {len(text):,} characters, {n_windows:,} windows of {cfg.seq_len} tokens; training "
+                  f"on {part}: {steps:,} steps of {new_rows} new windows each")
+    return [(args.domain, text)], steps
 
 
 def _base_folder(spec, plan: dict, readout: Readout, cached_base, log) -> tuple[Path, bool]:
@@ -287,6 +342,15 @@ def report(learner, console: Console, prompts: dict, before: dict) -> None:
     console.print(table)
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C left behind: the last checkpoint this run (or an earlier one) saved, or nothing."""
+    folder = save_folder(args)
+    found = find_checkpoint(folder) if folder is not None else None
+    if found is not None:
+        return f"the last checkpoint in {found} is intact (it has learned {', '.join(saved_domains(found))})"
+    return "nothing saved" + (f"; {args.resume} is untouched" if args.resume else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     fast.install()  # the same numbers, faster (minimac/fast/); MINIMAC_PLAIN=1 keeps the plain path
     args = parse_args(argv)
@@ -301,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args, console)
     except KeyboardInterrupt:
-        where = args.save or (f"runs/{args.domain}" if args.data else None)
-        console.print("interrupted: " + (f"the last checkpoint in {where} is intact" if where else "nothing saved"))
+        console.print("interrupted: " + interrupted(args))
         return 130
     except (ValueError, FileNotFoundError, TypeError, NonFiniteLossError) as e:
         errors.print(f"error: {e}")

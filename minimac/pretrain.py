@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "precision, float32 weights and sums: bfloat16 trains the small preset 2.6x faster on an H100 "
                    "(docs/performance.md; default float32)")
     args = p.parse_args(argv)
+    if args.steps is not None and args.tokens is not None:
+        p.error("--steps and --tokens both say how long to train: give one of them")
     for name in ("minutes", "steps", "tokens", "batch_size", "seq_len", "lr", "vocab_size"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -209,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
 
         r.message(f"training stopped ({status}) after {trainer.step} steps; evaluating on the held-out split")
         final = metrics.evaluate(model, valid_ids, T, B, num_bytes=valid_bytes)
+        if not math.isfinite(final["loss"]):   # the last update is checked here: each step's loss came before it
+            raise ValueError(f"the held-out loss after the last step is {final['loss']}: the weights are not finite, "
+                             f"so model.safetensors was not written to {out}; try a lower --lr")
         checkpoint.save(model, out)
         steady = [t for t in times if t[0] > times[0][0] + 1] if len(times) > 3 else times
         tokens_per_s = ((steady[-1][0] - steady[0][0]) * B * T / (steady[-1][1] - steady[0][1])

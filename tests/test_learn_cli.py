@@ -123,15 +123,6 @@ def test_device_problem_prints_the_fix_not_a_traceback(monkeypatch, capsys):
     assert "error: clang is not on PATH" in capsys.readouterr().err
 
 
-def test_ctrl_c_says_the_checkpoint_is_intact(monkeypatch, capsys, tmp_path):
-    def interrupted(args, console):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(learn, "run", interrupted)
-    assert learn.main(["--no-live", "--save", str(tmp_path / "ckpt")]) == 130
-    assert f"the last checkpoint in {tmp_path / 'ckpt'} is intact" in capsys.readouterr().out
-
-
 @pytest.fixture
 def micro(monkeypatch, tmp_path):
     monkeypatch.setitem(PRESETS, "micro", MICRO)
@@ -148,7 +139,8 @@ def test_demo_end_to_end_then_resume(micro, capsys):
                      "average forgetting", "generations", f"saved {micro / 'run'} after learning code"):
         assert expected in out, expected
     assert (micro / "run" / "learner.json").is_file()
-    assert learn.main(argv[:-2] + ["--resume", str(micro / "run")]) == 0          # nothing left: says so
+    resume = ["--preset", "micro", "--no-live", "--resume", str(micro / "run")]
+    assert learn.main(resume) == 0                                                # nothing left: says so
     assert "nothing left" in capsys.readouterr().out
     assert learn.main(argv[:-2]) == 0                                            # the base is cached now
     assert "reusing the cached base model" in capsys.readouterr().out

@@ -13,10 +13,14 @@
     DIR/model.safetensors       + DIR/config.json: the model as it generates now (the active adapter merged into
                                 the base), so `python -m minimac.generate --checkpoint DIR` works as is
 
-Atomic: everything is written into a temp folder beside DIR, then DIR is swapped in with os.replace (an existing DIR
-is first moved to DIR.previous, removed once the new one is in place). An interrupted save leaves the old
-checkpoint intact: either still at DIR, or at DIR.previous, which `load_learner` falls back to.
-Loading checks each file and names the one that is missing or corrupt.
+Atomic: everything is written into a temp folder beside DIR (.DIR.tmp-PID-*), then DIR is swapped in with os.replace
+(an existing DIR is first moved to DIR.previous, removed once the new one is in place). An interrupted save leaves
+the old checkpoint intact: either still at DIR, or at DIR.previous, which `load_learner` falls back to (and
+`python -m minimac.generate` too); the next save cleans temp folders left by a killed process.
+Finite: nothing non-finite is written. `save_learner` refuses (ValueError, nothing written) when a trainer's weights,
+optimizer state or EWC arrays, or the last evaluation, hold a nan or inf; `nonfinite` is the one check, which the
+learner also runs after the last update of every `learn_from_text` call.
+Loading checks each file and names the one that is missing or corrupt, and that the trainer state fits the model.
 
 Controllers (minimac/learner/hooks.py): each one's `state_dict()` is saved under its `name`; `load_learner(DIR, controllers)`
 gives it back to the controller of that name (`load_state_dict`), so a run resumes with the same running averages,
@@ -76,16 +80,43 @@ def merged_state_dict(model: Any, adapter: str | None) -> dict[str, Tensor]:
     return state
 
 
-def save_learner(learner: Any, directory: str | os.PathLike) -> Path:
+def nonfinite(arrays: Any) -> list[str]:
+    """Which of the arrays or numbers hold a nan or inf: their keys (a dict) or positions (a list), as strings.
+    nonfinite({"a": np.ones(2), "b": float("nan")}) -> ["b"]"""
+    named = arrays.items() if isinstance(arrays, dict) else enumerate(arrays)
+    return [str(k) for k, v in named if not np.isfinite(np.asarray(v, dtype=np.float64)).all()]
+
+
+def check_writable(directory: str | os.PathLike) -> Path:
+    """A folder save_learner may write: new, empty, or a learner checkpoint already (ValueError otherwise)."""
     final = Path(directory)
     if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / META).exists())):
         raise ValueError(f"refusing to overwrite '{final}': it exists and is not a learner checkpoint (no {META})")
+    return final
+
+
+def find_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """DIR if it holds a learner checkpoint, DIR.previous if a save was interrupted between its renames, else None."""
+    try:
+        return _locate(directory)
+    except FileNotFoundError:
+        return None
+
+
+def save_learner(learner: Any, directory: str | os.PathLike) -> Path:
+    final = check_writable(directory)
     replace_folder(lambda tmp: _write(learner, tmp), final)
     return final
 
 
 def _write(learner: Any, d: Path) -> None:
     model, cfg = learner.model, learner.config
+    states = {**learner._pending_state, **{k: t.state_arrays() for k, t in learner._trainers.items()}}
+    last = learner.stages[-1]["scores"] if learner.stages else {}
+    bad = nonfinite({f"{k} {name}": a for k, arrays in states.items() for name, a in arrays.items()} | last)
+    if bad:
+        raise ValueError(f"refusing to save a learner with non-finite values (nan or inf) in {', '.join(bad[:4])}"
+                         f"{' and more' if len(bad) > 4 else ''}; nothing was written")
     active = lora.active_adapter(model) if cfg.uses_lora else None
     checkpoint.save(_Plain(model.config, base_state_dict(model)), d / "base")
     checkpoint.save(_Plain(model.config, merged_state_dict(model, active)), d)
@@ -93,7 +124,6 @@ def _write(learner: Any, d: Path) -> None:
     adapters = learner.adapters
     for i, name in enumerate(adapters):
         lora_files.save_adapter(model, d / "adapters" / f"{i:02d}", name)
-    states = {**learner._pending_state, **{k: t.state_arrays() for k, t in learner._trainers.items()}}
     np.savez(d / TRAINERS, **{f"{k}\t{name}": a for k, arrays in states.items() for name, a in arrays.items()})
     learner.replay.save(d / REPLAY)
     pool = {f"{dom}\t{i:06d}": c for dom, chunks in learner._fisher_pool.items() for i, c in enumerate(chunks)}
@@ -106,7 +136,7 @@ def _write(learner: Any, d: Path) -> None:
             "r_matrix": learner.r_matrix.to_dict() if learner.r_matrix is not None else None,
             "learning_rate": learner.learning_rate, "replay_ratio": learner.replay_ratio,
             "ewc_lambda": learner.ewc_lambda, "rng": learner.rng.bit_generator.state,
-            "controllers": controllers, "lr_scales": dict(learner.lr_scales)}
+            "controllers": controllers, "lr_scales": dict(learner.lr_scales), "eval_sets": learner.eval_sets}
     (d / META).write_text(json.dumps(meta, indent=1, default=_plain))
 
 
@@ -212,7 +242,9 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
     learner.replay = ReplayBuffer.load(d / REPLAY)
     for domain, _, chunk in _read_npz(d / POOL):
         learner._fisher_pool.setdefault(domain, []).append(chunk)
+    _check_trainer_shapes(d, learner)
     learner.step_count, learner.domains, learner.history, learner.stages = step_count, domains, history, stages
+    learner.eval_sets = dict(meta.get("eval_sets") or {})   # absent in checkpoints saved before it was kept
     learner.r_matrix = RMatrix.from_dict(meta["r_matrix"]) if meta.get("r_matrix") else None
     learner.rng.bit_generator.state = rng
     learner.set_learning_rate(meta["learning_rate"])
@@ -221,6 +253,25 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
     _load_controllers(d, meta, learner.controllers)
     learner.lr_scales = {str(k): float(v) for k, v in (meta.get("lr_scales") or {}).items()}
     return learner
+
+
+def _check_trainer_shapes(d: Path, learner: Any) -> None:
+    """Each saved trainer's arrays must fit the loaded model's tensors (a trainers.npz of another preset would only
+    fail at the first step, inside tinygrad): "opt.NNNN" are the tensors, then AdamW's m and v, then two powers."""
+    from minimac.learner.learner import FULL
+    for key, arrays in learner._pending_state.items():
+        if key != FULL and key not in learner.adapters:
+            raise ValueError(f"'{d / TRAINERS}' has state for trainer {key!r}, but the checkpoint has no such adapter "
+                             f"(adapters: {learner.adapters})")
+        params = learner.model.parameters() if key == FULL else lora.lora_parameters(learner.model, key)
+        want = [tuple(p.shape) for p in params] * 3
+        got = [tuple(arrays[k].shape) for k in sorted(k for k in arrays if k.startswith("opt."))][:len(want)]
+        if got != want:
+            i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
+            raise ValueError(f"'{d / TRAINERS}' does not fit this model: trainer {key!r} has {len(got)} tensors where "
+                             f"the model needs {len(want)}, the first mismatch at #{i} "
+                             f"({got[i] if i < len(got) else None} vs {want[i] if i < len(want) else None}); "
+                             "was it saved with another preset or strategy?")
 
 
 def _load_controllers(d: Path, meta: dict, controllers: list) -> None:
@@ -245,4 +296,5 @@ def _load_controllers(d: Path, meta: dict, controllers: list) -> None:
                              f"{type(e).__name__}: {e}") from None
 
 
-__all__ = ["CONTROLLERS", "META", "base_state_dict", "controller_keys", "load_learner", "merged_state_dict", "save_learner"]
+__all__ = ["CONTROLLERS", "META", "base_state_dict", "check_writable", "controller_keys", "find_checkpoint",
+           "load_learner", "merged_state_dict", "nonfinite", "save_learner"]

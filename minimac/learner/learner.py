@@ -14,7 +14,8 @@ One `learn_from_text` call, with every FIX from the seed audit:
                weighted CE (targets shifted ONCE) + EWC penalty; clip; AdamW on the trainable tensors only
                (learner_step.StepTrainer: one TinyJit per adapter, fixed (B, T), lr and lambda as Tensors)
                controllers' on_step: only they may change lr / replay ratio / EWC lambda (nothing does silently)
-    a nan/inf loss puts the weights and optimizer state back as they were before the call, then raises
+    a nan/inf loss, or nan/inf weights or loss after the LAST update (each step's loss comes before its update),
+      puts the weights and optimizer state back as they were before the call, then raises: nothing non-finite is kept
     the new chunks join the replay buffer afterwards, so replay always draws from *earlier* text
 
 Leaves out: the pieces (lora, replay, ewc, metrics), batches (mixing.py), the jitted step (learner_step.py),
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -32,6 +34,7 @@ import numpy as np
 from minimac import fast, lora
 from minimac.ewc import EWC
 from minimac.learner import routing
+from minimac.learner.checkpoint import nonfinite
 from minimac.learner.hooks import Controller
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
 from minimac.learner.step import StepTrainer
@@ -40,6 +43,7 @@ from minimac.metrics import RMatrix, evaluate
 from minimac.replay import Experience, ReplayBuffer
 from minimac.train import NonFiniteLossError
 
+MANY_STEPS = 1000  # learn_from_text warns when its default step count is larger than this
 FULL = "<full>"    # key of the one trainer of strategy "full"; the other keys are adapter names
 SINGLE = "default"  # the adapter of the one-adapter strategies
 
@@ -78,6 +82,7 @@ class ContinualLearner:
         self.history: list[dict] = []           # one stats dict per learn_from_text call
         self.stages: list[dict] = []            # one {"stage", "scores"} per R-matrix row of learn_stream
         self.r_matrix: RMatrix | None = None
+        self.eval_sets: dict[str, str] = {}      # what learn_stream evaluated, saved: a resumed run keeps evaluating it
         self._trainers: dict[str, StepTrainer] = {}
         self._pending_state: dict[str, dict] = {}              # trainer arrays loaded before the trainer exists
         self._fisher_pool: dict[str, list[np.ndarray]] = {}    # chunks per domain, for its Fisher at its end
@@ -151,7 +156,8 @@ class ContinualLearner:
         of windows if longer), steps, examples (chunks), tokens, seconds, and more.
 
         Steps: `steps` if given, else LearnerConfig.default_steps: `epochs` (default config.epochs) passes over the
-        chunks, at least `min_steps`. Raises NonFiniteLossError, weights restored, if the loss becomes nan/inf.
+        chunks, at least `min_steps` (a warning above MANY_STEPS). Raises NonFiniteLossError, weights restored, if the
+        loss becomes nan/inf, or the weights or the loss after the last update do.
         """
         if not isinstance(domain, str) or not domain:
             raise ValueError(f"domain must be a non-empty str, got {domain!r}")
@@ -168,7 +174,12 @@ class ContinualLearner:
             self.domains.append(domain)
         replaying = cfg.uses_replay and len(self.replay) > 0
         new_rows = cfg.batch_size - (cfg.replay_rows(self.replay_ratio) if replaying else 0)
-        steps = steps or cfg.default_steps(len(chunks), epochs, self.replay_ratio if replaying else 0.0)
+        if steps is None:
+            steps = cfg.default_steps(len(chunks), epochs, self.replay_ratio if replaying else 0.0)
+            if steps > MANY_STEPS:
+                warnings.warn(f"learn_from_text: {len(text):,} characters make {len(chunks):,} chunks, so the default "
+                              f"({epochs or cfg.epochs:g} pass over them) is {steps:,} optimizer steps; pass steps= or "
+                              "epochs= to choose", stacklevel=2)
         schedule = new_chunk_schedule(len(chunks), new_rows, steps, self.rng)
         loss_before, saved = self._loss_on(ids), trainer.snapshot()
         losses, seen, step_t0 = [], 0, time.perf_counter()
@@ -180,11 +191,8 @@ class ContinualLearner:
                                   cfg.seq_len, self.replay_ratio)
             task, penalty, norm = trainer.step(x, y, w, self.learning_rate)
             if not all(math.isfinite(v) for v in (task, penalty, norm)):
-                trainer.restore(saved)
-                raise NonFiniteLossError(
-                    f"loss became {task} (EWC penalty {penalty}, grad norm {norm}) at step {k + 1}/{steps} on domain "
-                    f"{domain!r} with lr {self.learning_rate:.3g}; the trainable weights and optimizer state were "
-                    "restored to their values before this call. Try a lower learning_rate or ewc_lambda.")
+                self._undo(trainer, saved, k, f"loss became {task} (EWC penalty {penalty}, grad norm {norm}) at step "
+                                              f"{k + 1}/{steps}", domain)
             self.step_count += 1
             losses.append(task)
             seen += int((y != -1).sum())
@@ -195,14 +203,27 @@ class ContinualLearner:
                      "tokens_per_s": seen / max(elapsed, 1e-9), "eta_s": elapsed / (k + 1) * (steps - k - 1)}
             for c in self.controllers:
                 c.on_step(self, stats)
+        # the losses above were each computed BEFORE their update: the last update is checked here, weights and loss
+        loss_after = self._loss_on(ids)
+        if not math.isfinite(loss_after) or nonfinite(trainer.snapshot()):
+            self._undo(trainer, saved, steps, f"the last update (step {steps}/{steps}) made the weights or the loss "
+                                              f"non-finite (loss after it: {loss_after})", domain)
         self._store(domain, chunks, importance)
         result = {"domain": domain, "adapter": lora.active_adapter(self.model) if cfg.uses_lora else None,
                   "steps": steps, "examples": len(chunks), "tokens": len(ids) - 1, "trained_tokens": seen,
-                  "loss_before": loss_before, "loss_after": self._loss_on(ids), "first_step_loss": losses[0],
+                  "loss_before": loss_before, "loss_after": loss_after, "first_step_loss": losses[0],
                   "last_step_loss": losses[-1], "seconds": time.perf_counter() - t0,
                   "step_seconds": time.perf_counter() - step_t0}
         self.history.append(result)
         return result
+
+    def _undo(self, trainer: StepTrainer, saved: list[np.ndarray], taken: int, what: str, domain: str) -> None:
+        """The NaN guard: put the trainable weights and optimizer state back as they were before the call, and raise."""
+        trainer.restore(saved)
+        self.step_count -= taken
+        raise NonFiniteLossError(f"{what} on domain {domain!r} with lr {self.learning_rate:.3g}; the trainable weights "
+                                 "and optimizer state were restored to their values before this call, and nothing was "
+                                 "saved. Try a lower learning_rate or ewc_lambda.")
 
     def _replay_rows(self, n: int, new: list[np.ndarray] | None = None) -> list[Experience]:
         if n <= 0:
@@ -276,6 +297,7 @@ class ContinualLearner:
                                  f"eval sets {list(eval_sets)}, stream domains {order}, base {base!r}")
             stages = [base, *order]
             self.r_matrix = RMatrix(stages, stages + [s for s in others if s != base])
+            self.eval_sets.update(eval_sets)
             self._record_stage(base, eval_sets, on_stage)
         out = []
         for i, (domain, text) in enumerate(items):
