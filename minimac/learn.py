@@ -16,6 +16,10 @@ base first (e.g. gutenberg,tinyshakespeare,scotus; MINIMAC_DATA points at an off
 `--neuro` switches on controllers of minimac/neuro/ by name (comma-separated, or `all`); the panel then shows each
 one's state (learning-rate scale, neuromodulator levels, dead units, stored episodes, sleep counts), and --save /
 --resume keep that state. The dendritic feed-forward is a model option, not a controller: ModelConfig(ffn_type=...).
+`--data` learns all of your text (one pass, capped; the part used and the time are said before training) and
+evaluates a bounded sample of it; with `--resume` every domain learned before is evaluated too. What a run may
+write and what --resume keeps are the rules of minimac/learn_rules.py, checked before training; what is learned and
+evaluated, and the time estimate, are minimac/learn_plan.py's.
 Leaves out: the learning itself (minimac/learner/learner.py), the forgetting benchmark (python benchmarks/forgetting.py).
 """
 from __future__ import annotations
@@ -31,19 +35,8 @@ from rich.table import Table
 
 from minimac import fast
 from minimac.device import BackendUnavailable, check_device
-from minimac.learn_rules import (
-    DATA_MAX_STEPS,
-    DOMAIN_NAME,
-    EVAL_CHARS,
-    check_save,
-    data_steps,
-    eval_sample,
-    read_data,
-    resume_settings,
-    save_folder,
-    saved_domains,
-)
-from minimac.learner.checkpoint import find_checkpoint
+from minimac.learn_plan import DATA_MAX_STEPS, DEMO, estimate, eval_sets_for, evaluating, load_plan, stream_items
+from minimac.learn_rules import DOMAIN_NAME, check_save, interrupted, resume_settings, save_folder
 from minimac.learner.hooks import Controller
 from minimac.learner.strategies import STRATEGIES as STRATEGY_NAMES
 from minimac.neuro import CONTROLLER_NAMES as NEURO_NAMES  # hippocampus first: it chooses the replay
@@ -52,7 +45,6 @@ from minimac.readout import Readout, fmt_seconds, r_matrix_table
 
 NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
 DEFAULTS = {"strategy": "lora+replay+ewc", "preset": "nano", "seed": 0, "base_seconds": 60.0}   # unless --resume
-DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,45 +108,6 @@ def neuro_names(spec: str | None) -> list[str]:
     return [n for n in NEURO_NAMES if n in names]
 
 
-def _prompts(docs: list[str], n: int = 2) -> list[str]:
-    """The first words (up to prompt_chars, cut at a space) of the first n non-empty documents."""
-    out = []
-    for d in docs:
-        d = " ".join(d.split(" ")[:50]).strip()
-        if d:
-            cut = d[:DEMO["prompt_chars"]]
-            out.append(cut[:cut.rfind(" ")] if " " in cut[8:] else cut)
-        if len(out) == n:
-            break
-    return out
-
-
-def load_plan(args: argparse.Namespace) -> dict:
-    """What to learn and test: {"base": name, "stream": [names], "tokenizer_docs": [[docs] per later corpus domain],
-    "domains": {name: {"train": [docs], "valid": text, "prompts": [...]}}}. With --data the stream is the user's
-    text only, but the base (and its tokenizer) stays the corpus's, so every --data run shares one cached base.
-    A corpus domain is evaluated on the first EVAL_CHARS characters of its valid split, --data on eval_sample."""
-    from minimac.data import DEFAULT_DOMAINS, load_corpus
-    names = list(DEFAULT_DOMAINS) if args.corpus == "default" else [c.strip() for c in args.corpus.split(",") if c]
-    if len(names) < 2 and not args.data:
-        raise ValueError(f"--corpus needs a base and at least one domain to learn, got {names}")
-    if args.data and args.domain in names[:1]:
-        raise ValueError(f"--domain {args.domain!r} is the name of the base domain; pick another name")
-    data = read_data(args.data) if args.data else None  # read first: a bad file fails fast
-
-    def docs(name: str, split: str) -> list[str]:
-        return load_corpus("default", split, domain=name) if args.corpus == "default" else load_corpus(name, split)
-
-    learn = names[:1] if data else names
-    domains = {n: {"train": docs(n, "train"), "valid": "\n\n".join(docs(n, "valid"))[:EVAL_CHARS],
-                   "prompts": _prompts(docs(n, "test"))} for n in learn}
-    if data:
-        domains[args.domain] = {"train": [data], "valid": eval_sample(data), "prompts": _prompts(data.split("\n\n"))}
-    tokenizer_docs = [domains[n]["train"] if n in domains else docs(n, "train") for n in names[1:]]
-    return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]],
-            "tokenizer_docs": tokenizer_docs}
-
-
 class _Show(Controller):
     """A learner controller (minimac/learner/hooks.py) that only watches: each step goes to the readout, and the end
     of a domain (just before its evaluation) says what is evaluated."""
@@ -179,20 +132,6 @@ class _Show(Controller):
                 if c is not self and callable(getattr(c, "readout", None))}
         if rows:
             self.readout.neuro(rows)
-
-
-def evaluating(sets: dict[str, str]) -> str:
-    return (f"evaluating bits per byte on {len(sets)} set(s), {', '.join(sets)}: at most {EVAL_CHARS:,} characters "
-            f"each ({sum(map(len, sets.values())):,} in all)")
-
-
-def _estimate(t: dict, stages: int, steps: int, evals: int, generations: int, compiled: bool) -> float:
-    """Seconds for what is left of the run, from the base's measured compile and step times (see base_cache): the
-    LoRA step's compile (unless the base's EWC Fisher already compiled it), its steps, the evaluations, generation.
-    The factors were measured on a 2-core CPU with nano (a LoRA step ~0.6 of a pretraining step)."""
-    compile_s, step_s = t.get("first_steps_s", 60.0), t.get("pretrain_step_s", 1.0)
-    return ((0 if compiled else compile_s) + 0.8 * compile_s + stages * steps * 0.6 * step_s + evals * 2 * step_s
-            + generations * DEMO["new_tokens"] * 0.05 * step_s)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -221,7 +160,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if not stream:
             console.print(f"{args.resume} has already learned {learner.domains}; nothing left (try --data FILE)")
             return 0
-        timings = find_timings(learner.model.config)
+        timings, setup_s = find_timings(learner.model.config), None
     else:
         spec = BaseSpec(preset=args.preset or DEFAULTS["preset"], base_steps=args.base_steps,
                         base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
@@ -239,9 +178,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     step_s = (stamps[3] - stamps[1]) / 2
                     base_rest = ((spec.base_steps - 4) * step_s if spec.base_steps else
                                  max(0.0, spec.base_seconds - (stamps[3] - stamps[1])))
-                    rest = base_rest + _estimate({"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
-                                                 len(stream), stage_guess, len(domains) * (len(stream) + 1),
-                                                 2 * len(domains), False)
+                    rest = base_rest + estimate({"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
+                                                 None, len(stream), stage_guess, len(domains) * (len(stream) + 1),
+                                                 2 * len(domains) * DEMO["new_tokens"])
                     r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
@@ -255,18 +194,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                target_modules=("q_proj", "v_proj"),
                                **({} if args.replay_ratio is None else {"replay_ratio": args.replay_ratio}))
         Tensor.manual_seed(config.seed)  # the LoRA init draws from tinygrad's RNG: same seed, same run, cached or not
+        setup = time.perf_counter()
         model = load_model(folder)
         learner = ContinualLearner(model, Tokenizer.load(folder / "tokenizer"), config,
                                    controllers=build_controllers(args.neuro, model))
         learner.remember("\n\n".join(domains[base]["train"])[:DEMO["remember_chars"]], base)
         learner.consolidate(base)
+        setup_s = time.perf_counter() - setup if learner.config.uses_ewc else None   # the Fisher compiled the step
     eval_sets = eval_sets_for(learner, plan, stream)
     if missing := [d for d in learner.domains if d not in eval_sets]:
         console.print(f"no evaluation text kept for {', '.join(missing)} (a checkpoint of an older minimac)")
-    items, stage_steps = _stream_items(args, learner, stream, domains, console)
+    items, stage_steps = stream_items(args, learner, stream, domains, console)
     if timings:
-        rest = _estimate(timings, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1), 2 * len(domains),
-                         learner.config.uses_ewc and not args.resume)
+        rest = estimate(timings, setup_s, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1),
+                         2 * len(domains) * DEMO["new_tokens"])
         console.print(f"from the base's measured step time, this run should take about "
                       f"{fmt_seconds(time.perf_counter() - wall + rest)} in all")
     show = _Show(None, stream, eval_sets)
@@ -290,29 +231,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"done in {fmt_seconds(time.perf_counter() - wall)}" +
                   (f"; try: python -m minimac.generate --checkpoint {save} --prompt \"...\"" if save else ""))
     return 0
-
-
-def eval_sets_for(learner, plan: dict, stream: list[str]) -> dict[str, str]:
-    """Every domain the learner knows is evaluated after each stage: the base, earlier ones (their text is kept in the
-    checkpoint, learner.eval_sets), and this run's."""
-    domains, base = plan["domains"], plan["base"]
-    earlier = {d: t for d, t in learner.eval_sets.items() if d != base and d not in stream}
-    return {base: domains[base]["valid"], **earlier, **{d: domains[d]["valid"] for d in stream}}
-
-
-def _stream_items(args, learner, stream: list[str], domains: dict, console: Console) -> tuple[list, int]:
-    """(domain, text) pairs to learn and the steps per domain; with --data, says what part of the text is used."""
-    if not args.data:
-        return [(d, "\n\n".join(domains[d]["train"])[:DEMO["train_chars"]]) for d in stream], \
-            args.steps or DEMO["stage_steps"]
-    cfg, text = learner.config, domains[args.domain]["train"][0]
-    n_windows = math.ceil((len(learner.encode(text)) - 1) / cfg.seq_len)
-    replaying = cfg.uses_replay and len(learner.replay) > 0
-    new_rows = cfg.batch_size - (cfg.replay_rows(learner.replay_ratio) if replaying else 0)
-    steps, part = data_steps(n_windows, new_rows, cfg.min_steps, args.steps)
-    console.print(f"{args.domain}: {len(text):,} characters, {n_windows:,} windows of {cfg.seq_len} tokens; training "
-                  f"on {part}: {steps:,} steps of {new_rows} new windows each")
-    return [(args.domain, text)], steps
 
 
 def _base_folder(spec, plan: dict, readout: Readout, cached_base, log) -> tuple[Path, bool]:
@@ -340,15 +258,6 @@ def report(learner, console: Console, prompts: dict, before: dict) -> None:
             a = learner.generate(p, DEMO["new_tokens"], seed=0, domain=d if d in learner.adapters else None)
             table.add_row(d, repr(p), repr(b), repr(a))
     console.print(table)
-
-
-def interrupted(args: argparse.Namespace) -> str:
-    """What a Ctrl-C left behind: the last checkpoint this run (or an earlier one) saved, or nothing."""
-    folder = save_folder(args)
-    found = find_checkpoint(folder) if folder is not None else None
-    if found is not None:
-        return f"the last checkpoint in {found} is intact (it has learned {', '.join(saved_domains(found))})"
-    return "nothing saved" + (f"; {args.resume} is untouched" if args.resume else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,20 +1,17 @@
-"""What `python -m minimac.learn` may do with your files and your text, checked before any training. Lesson 14.
+"""What `python -m minimac.learn` may do with your files, and what a resumed run keeps: checked before training.
+Lesson 14.
 
     save_folder(args)          --save DIR, or runs/<domain> with --data, or None (nothing saved)
     check_save(args, folder)   refuse a folder holding a learner checkpoint this run did not --resume (unless
                                --overwrite), and a non-empty folder that is not a checkpoint: before any training
     resume_settings(args, L)   a resumed learner keeps its strategy, base model (--preset) and seed: flags that differ
                                are refused, each named; --lr and --replay-ratio are applied; the rest is said to be kept
-    read_data(paths)           UTF-8 text files (a folder, a missing, empty or non-UTF-8 file: an error naming it)
-    eval_sample(text)          at most EVAL_CHARS characters in EVAL_PIECES pieces spread over the text: the bounded
-                               set a --data domain is evaluated on after every stage
-    data_steps(...)            --data trains on all of the text, one pass over its windows, up to DATA_MAX_STEPS
-                               steps; past that it trains on windows drawn at random from the whole text and says
-                               exactly how many
+    interrupted(args)          what a Ctrl-C left: the last checkpoint (named only if there is one), or nothing
 
 Domain names are checked by DOMAIN_NAME (letters, digits, '-', '_', '.'; a letter or digit first): the default
 checkpoint folder is runs/<domain>, so a name must not be able to reach outside runs/.
-Leaves out: the learning (minimac/learner/), saving itself (minimac/learner/checkpoint.py: atomic, finite-only).
+Leaves out: what is learned and evaluated (minimac/learn_plan.py), saving itself (minimac/learner/checkpoint.py:
+atomic, finite-only), the learning (minimac/learner/).
 """
 from __future__ import annotations
 
@@ -29,21 +26,24 @@ from typing import Any
 from minimac.learner.checkpoint import META, check_writable, find_checkpoint
 
 DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 characters, spread over the text
-# With the demo's nano base on a 2-core CPU a LoRA step takes ~0.1 s: 600 steps keep a 1 MB text under 3 minutes
-DATA_MAX_STEPS = 600
 
 
 def save_folder(args: argparse.Namespace) -> Path | None:
     return Path(args.save) if args.save else Path("runs") / args.domain if args.data else None
 
 
-def saved_domains(folder: Path) -> list[str]:
-    """The domains a learner checkpoint has learned, read from its learner.json (no weights loaded)."""
+def saved_meta(folder: Path) -> dict:
+    """A learner checkpoint's learner.json (no weights loaded), or {} if it cannot be read."""
     try:
-        return list(json.loads((folder / META).read_text(encoding="utf-8")).get("domains", []))
-    except (OSError, ValueError, AttributeError):
-        return []
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def saved_domains(folder: Path) -> list[str]:
+    """The domains a learner checkpoint has learned."""
+    return list(saved_meta(folder).get("domains") or [])
 
 
 def check_save(args: argparse.Namespace, folder: Path | None) -> None:
@@ -110,51 +110,18 @@ def resume_settings(args: argparse.Namespace, learner: Any) -> list[str]:
         kept.append(f"replay ratio {learner.replay_ratio:g}")
     lines = [f"resumed {args.resume}: it has learned {', '.join(learner.domains)}", "  kept from the checkpoint: " +
              ", ".join(kept)]
-    return lines + (["  from the flags: " + ", ".join(applied)] if applied else [])
+    lines += ["  from the flags: " + ", ".join(applied)] if applied else []
+    found = find_checkpoint(args.resume)
+    saved = set(saved_meta(found).get("controllers") or {}) if found is not None else set()
+    if unused := sorted(saved - {getattr(c, "name", type(c).__name__) for c in learner.controllers}):
+        lines.append(f"  saved controller state not used (not switched on with --neuro): {', '.join(unused)}")
+    return lines
 
 
-def read_data(paths: list[str]) -> str:
-    return "\n".join(_read(p) for p in paths)
-
-
-def _read(path: str) -> str:
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"--data '{p}' is a folder; give the text files in it, e.g. --data {p}/*.txt")
-    if not p.is_file():
-        raise FileNotFoundError(f"--data file '{p}' does not exist")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--data file '{p}' is not UTF-8 text ({e})") from None
-    if not text.strip():
-        raise ValueError(f"--data file '{p}' is empty")
-    return text
-
-
-def eval_sample(text: str, chars: int = EVAL_CHARS, pieces: int = EVAL_PIECES) -> str:
-    """The text if it is short, else `pieces` slices of chars // pieces characters at evenly spaced places.
-
-    eval_sample("abcdefghij", chars=4, pieces=2) -> "ab\\n\\nij"
-    """
-    if len(text) <= chars:
-        return text
-    size = chars // pieces
-    starts = [round(i * (len(text) - size) / (pieces - 1)) for i in range(pieces)] if pieces > 1 else [0]
-    return "\n\n".join(text[s:s + size] for s in starts)
-
-
-def data_steps(n_windows: int, new_rows: int, min_steps: int, steps: int | None) -> tuple[int, str]:
-    """(steps, what part of the text they train on): one pass over the windows, at least min_steps, at most
-    DATA_MAX_STEPS, unless --steps says otherwise."""
-    one_pass = max(min_steps, math.ceil(n_windows / new_rows))
-    chosen = steps or min(one_pass, DATA_MAX_STEPS)
-    used = min(n_windows, chosen * new_rows)
-    if used >= n_windows:
-        part = f"all {n_windows:,} windows" + (f", {chosen * new_rows / n_windows:.1f} times" if chosen > one_pass
-                                               else "")
-    else:
-        part = (f"{used:,} of its {n_windows:,} windows ({100 * used / n_windows:.0f}%), drawn at random from the whole "
-                f"text" + ("" if steps else f" (at most {DATA_MAX_STEPS} steps by default; --steps {one_pass} "
-                                                "for one full pass)"))
-    return chosen, part
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C left behind: the last checkpoint this run (or an earlier one) saved, or nothing."""
+    folder = save_folder(args)
+    found = find_checkpoint(folder) if folder is not None else None
+    if found is not None:
+        return f"the last checkpoint in {found} is intact (it has learned {', '.join(saved_domains(found))})"
+    return "nothing saved" + (f"; {args.resume} is untouched" if args.resume else "")

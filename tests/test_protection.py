@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from minimac import generate, learn, learn_rules
+from minimac import generate, learn, learn_plan, learn_rules
 from minimac.learner import ContinualLearner, LearnerConfig
 from minimac.model import ModelConfig, Transformer
 from minimac.tokenizer import Tokenizer
@@ -154,8 +154,9 @@ def test_resume_refuses_flags_that_would_change_the_learner(ckpt, capsys):
             "--base-steps", "5"]
     assert learn.main(argv) == 1
     err = capsys.readouterr().err
-    for text in ("--strategy full (the checkpoint's is lora+replay+ewc)", "--seed 3 (the checkpoint goes on from its "
-                 "own random state, seeded 0)", "--preset tiny (the checkpoint's base model has d_model 32",
+    for text in ("--strategy full (the checkpoint's is lora+replay+ewc)",
+                 "--seed 3 (the checkpoint goes on from its own random state, seeded 0)",
+                 "--preset tiny (the checkpoint's base model has d_model 32",
                  "--base-steps (the base model is in the checkpoint)"):
         assert text in err, text
     assert tree_hash(ckpt) == files
@@ -176,20 +177,20 @@ def test_resume_applies_lr_and_replay_ratio_and_says_what_it_keeps(ckpt):
 def test_data_trains_on_the_whole_text_and_evaluates_a_bounded_sample(tmp_path):
     text = "".join(f"line {i}: the river Plim runs past Quixville.\n" for i in range(8000))   # ~370 k characters
     args = learn.parse_args(["--data", text_file(tmp_path, text), "--domain", "long"])
-    plan = learn.load_plan(args)
+    plan = learn_plan.load_plan(args)
     assert plan["domains"]["long"]["train"] == [text]                       # not the first 200,000 characters
     sample = plan["domains"]["long"]["valid"]
-    assert len(sample) <= learn_rules.EVAL_CHARS + 2 * learn_rules.EVAL_PIECES and text.endswith(sample[-100:])
+    assert len(sample) <= learn_plan.EVAL_CHARS + 2 * learn_plan.EVAL_PIECES and text.endswith(sample[-100:])
 
 
 def test_data_steps_say_exactly_what_part_is_used():
-    steps, part = learn_rules.data_steps(10_000, 4, 30, None)
-    cap = learn_rules.DATA_MAX_STEPS
+    steps, part = learn_plan.data_steps(10_000, 4, 30, None)
+    cap = learn_plan.DATA_MAX_STEPS
     assert steps == cap and part == (f"{4 * cap:,} of its 10,000 windows ({100 * 4 * cap / 10_000:.0f}%), drawn at "
                                      f"random from the whole text (at most {cap} steps by default; --steps 2500 for "
                                      "one full pass)")
-    assert learn_rules.data_steps(400, 4, 30, None) == (100, "all 400 windows")
-    assert learn_rules.data_steps(400, 4, 30, 200) == (200, "all 400 windows, 2.0 times")
+    assert learn_plan.data_steps(400, 4, 30, None) == (100, "all 400 windows")
+    assert learn_plan.data_steps(400, 4, 30, 200) == (200, "all 400 windows, 2.0 times")
 
 
 def test_learn_from_text_warns_before_thousands_of_steps():
@@ -208,7 +209,7 @@ def test_evaluation_sets_are_kept_so_a_resumed_run_evaluates_earlier_domains(ckp
                          base="docs", steps=1)
     assert learner.r_matrix.sets == ["docs", "other"]     # the library evaluates what it is given; the CLI adds:
     plan = {"base": "docs", "domains": {"docs": {"valid": DOCS}, "other": {"valid": "Plim fish."}}}
-    sets = learn.eval_sets_for(ContinualLearner.load_checkpoint(ckpt), plan, ["other"])
+    sets = learn_plan.eval_sets_for(ContinualLearner.load_checkpoint(ckpt), plan, ["other"])
     assert sets == {"docs": DOCS, "notes": NOTES, "other": "Plim fish."}
 
 

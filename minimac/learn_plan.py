@@ -1,0 +1,157 @@
+"""What a run of `python -m minimac.learn` learns and evaluates, and how long it should take. Lesson 14.
+
+    load_plan(args)            the base and the domains to learn, with their training text, evaluation text and
+                               prompts: a corpus's domains (default: Python's docs, then its code), or --data FILE
+    read_data(paths)           UTF-8 text files (a folder, a missing, empty or non-UTF-8 file: an error naming it)
+    eval_sample(text)          at most EVAL_CHARS characters in EVAL_PIECES pieces spread over the text: the bounded
+                               set a --data domain is evaluated on after every stage
+    eval_sets_for(...)         every domain the learner knows: the base, earlier ones (kept in a checkpoint), new ones
+    stream_items(...)          the (domain, text) pairs and steps per stage; --data trains on all of the text, one
+                               pass over its windows, up to DATA_MAX_STEPS steps, past which it trains on windows
+                               drawn at random from the whole text and says exactly how many (data_steps)
+    estimate(...)              seconds left, from the cached base's measured compile and step times
+
+Leaves out: the rules on files and resuming (minimac/learn_rules.py), the learning (minimac/learner/).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from rich.console import Console
+
+DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
+EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 characters, spread over the text
+# With the demo's nano base on a 2-core CPU a LoRA step takes ~0.1 s: 600 steps keep a 1 MB text under 3 minutes
+DATA_MAX_STEPS = 600
+
+
+def load_plan(args: argparse.Namespace) -> dict:
+    """What to learn and test: {"base": name, "stream": [names], "tokenizer_docs": [[docs] per later corpus domain],
+    "domains": {name: {"train": [docs], "valid": text, "prompts": [...]}}}. With --data the stream is the user's
+    text only, but the base (and its tokenizer) stays the corpus's, so every --data run shares one cached base.
+    A corpus domain is evaluated on the first EVAL_CHARS characters of its valid split, --data on eval_sample."""
+    from minimac.data import DEFAULT_DOMAINS, load_corpus
+    names = list(DEFAULT_DOMAINS) if args.corpus == "default" else [c.strip() for c in args.corpus.split(",") if c]
+    if len(names) < 2 and not args.data:
+        raise ValueError(f"--corpus needs a base and at least one domain to learn, got {names}")
+    if args.data and args.domain in names[:1]:
+        raise ValueError(f"--domain {args.domain!r} is the name of the base domain; pick another name")
+    data = read_data(args.data) if args.data else None  # read first: a bad file fails fast
+
+    def docs(name: str, split: str) -> list[str]:
+        return load_corpus("default", split, domain=name) if args.corpus == "default" else load_corpus(name, split)
+
+    learn = names[:1] if data else names
+    domains = {n: {"train": docs(n, "train"), "valid": "\n\n".join(docs(n, "valid"))[:EVAL_CHARS],
+                   "prompts": _prompts(docs(n, "test"))} for n in learn}
+    if data:
+        domains[args.domain] = {"train": [data], "valid": eval_sample(data), "prompts": _prompts(data.split("\n\n"))}
+    tokenizer_docs = [domains[n]["train"] if n in domains else docs(n, "train") for n in names[1:]]
+    return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]],
+            "tokenizer_docs": tokenizer_docs}
+
+
+def _prompts(docs: list[str], n: int = 2) -> list[str]:
+    """The first words (up to prompt_chars, cut at a space) of the first n non-empty documents."""
+    out = []
+    for d in docs:
+        d = " ".join(d.split(" ")[:50]).strip()
+        if d:
+            cut = d[:DEMO["prompt_chars"]]
+            out.append(cut[:cut.rfind(" ")] if " " in cut[8:] else cut)
+        if len(out) == n:
+            break
+    return out
+
+
+def read_data(paths: list[str]) -> str:
+    return "\n".join(_read(p) for p in paths)
+
+
+def _read(path: str) -> str:
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--data '{p}' is a folder; give the text files in it, e.g. --data {p}/*.txt")
+    if not p.is_file():
+        raise FileNotFoundError(f"--data file '{p}' does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--data file '{p}' is not UTF-8 text ({e})") from None
+    if not text.strip():
+        raise ValueError(f"--data file '{p}' is empty")
+    return text
+
+
+def eval_sample(text: str, chars: int = EVAL_CHARS, pieces: int = EVAL_PIECES) -> str:
+    """The text if it is short, else `pieces` slices of chars // pieces characters at evenly spaced places.
+
+    eval_sample("abcdefghij", chars=4, pieces=2) -> "ab\\n\\nij"
+    """
+    if len(text) <= chars:
+        return text
+    size = chars // pieces
+    starts = [round(i * (len(text) - size) / (pieces - 1)) for i in range(pieces)] if pieces > 1 else [0]
+    return "\n\n".join(text[s:s + size] for s in starts)
+
+
+def data_steps(n_windows: int, new_rows: int, min_steps: int, steps: int | None) -> tuple[int, str]:
+    """(steps, what part of the text they train on): one pass over the windows, at least min_steps, at most
+    DATA_MAX_STEPS, unless --steps says otherwise."""
+    one_pass = max(min_steps, math.ceil(n_windows / new_rows))
+    chosen = steps or min(one_pass, DATA_MAX_STEPS)
+    used = min(n_windows, chosen * new_rows)
+    if used >= n_windows:
+        part = f"all {n_windows:,} windows" + (f", {chosen * new_rows / n_windows:.1f} times" if chosen > one_pass
+                                               else "")
+    else:
+        part = (f"{used:,} of its {n_windows:,} windows ({100 * used / n_windows:.0f}%), drawn at random from the whole "
+                f"text" + ("" if steps else f" (at most {DATA_MAX_STEPS} steps by default; --steps {one_pass} "
+                                                "for one full pass)"))
+    return chosen, part
+
+
+def eval_sets_for(learner, plan: dict, stream: list[str]) -> dict[str, str]:
+    """Every domain the learner knows is evaluated after each stage: the base, earlier ones (their text is kept in the
+    checkpoint, learner.eval_sets), and this run's."""
+    domains, base = plan["domains"], plan["base"]
+    earlier = {d: t for d, t in learner.eval_sets.items() if d != base and d not in stream}
+    return {base: domains[base]["valid"], **earlier, **{d: domains[d]["valid"] for d in stream}}
+
+
+def stream_items(args, learner, stream: list[str], domains: dict, console: Console) -> tuple[list, int]:
+    """(domain, text) pairs to learn and the steps per domain; with --data, says what part of the text is used."""
+    if not args.data:
+        return [(d, "\n\n".join(domains[d]["train"])[:DEMO["train_chars"]]) for d in stream], \
+            args.steps or DEMO["stage_steps"]
+    cfg, text = learner.config, domains[args.domain]["train"][0]
+    n_windows = math.ceil((len(learner.encode(text)) - 1) / cfg.seq_len)
+    replaying = cfg.uses_replay and len(learner.replay) > 0
+    new_rows = cfg.batch_size - (cfg.replay_rows(learner.replay_ratio) if replaying else 0)
+    steps, part = data_steps(n_windows, new_rows, cfg.min_steps, args.steps)
+    console.print(f"{args.domain}: {len(text):,} characters, {n_windows:,} windows of {cfg.seq_len} tokens; training "
+                  f"on {part}: {steps:,} steps of {new_rows} new windows each")
+    return [(args.domain, text)], steps
+
+
+def evaluating(sets: dict[str, str]) -> str:
+    return (f"evaluating bits per byte on {len(sets)} set(s), {', '.join(sets)}: at most {EVAL_CHARS:,} characters "
+            f"each ({sum(map(len, sets.values())):,} in all)")
+
+
+def estimate(t: dict, setup_s: float | None, stages: int, steps: int, evals: int, tokens: int) -> float:
+    """Seconds for what is left of the run, from the base's measured compile and step times (base_cache's timings).
+
+    `setup_s`: this run's own setup, which compiled the LoRA step (the base's EWC Fisher), or None. Its ratio to the
+    base's compile time says how fast the machine is now compared with when the base was built (a shared CPU may be
+    loaded now and not then), and scales everything else. Measured on a 2-core CPU with nano: a LoRA step ~0.6 of a
+    pretraining step; generation before learning and the first evaluation compile ~1.2 of the step's compile; a set
+    evaluated ~1 step; a generated token ~0.15 of a step; each stage's Fisher and sleep ~3 steps.
+    """
+    compile_base, step_base = t.get("first_steps_s", 60.0), t.get("pretrain_step_s", 1.0)
+    speed = min(max(setup_s / compile_base, 0.3), 10.0) if setup_s else 1.0
+    compile_s, step_s = compile_base * speed, 0.6 * step_base * speed
+    return ((0.0 if setup_s else compile_s) + 1.2 * compile_s + stages * (steps + 3) * step_s + evals * step_s
+            + tokens * 0.15 * step_s + 3.0)
