@@ -87,6 +87,7 @@ def test_a_final_update_that_goes_nan_restores_the_weights_and_saves_nothing(ckp
     assert tree_hash(ckpt) == files and not ckpt.with_name("ckpt.previous").exists()
 
 
+@pytest.mark.slow   # compiles generation, evaluation and a step: ~20 s of CPU
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")
 def test_cli_final_update_nan_leaves_the_checkpoint_bytes_unchanged(ckpt, tmp_path, capsys):
     files = tree_hash(ckpt)
