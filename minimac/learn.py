@@ -35,7 +35,16 @@ from rich.table import Table
 
 from minimac import fast
 from minimac.device import BackendUnavailable, check_device
-from minimac.learn_plan import DATA_MAX_STEPS, DEMO, estimate, eval_sets_for, evaluating, load_plan, stream_items
+from minimac.learn_plan import (
+    DATA_MAX_STEPS,
+    DEMO,
+    estimate,
+    eval_sets_for,
+    evaluating,
+    load_plan,
+    measure_step,
+    stream_items,
+)
 from minimac.learn_rules import DOMAIN_NAME, check_save, interrupted, resume_settings, save_folder
 from minimac.learner.hooks import Controller
 from minimac.learner.strategies import STRATEGIES as STRATEGY_NAMES
@@ -179,8 +188,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     base_rest = ((spec.base_steps - 4) * step_s if spec.base_steps else
                                  max(0.0, spec.base_seconds - (stamps[3] - stamps[1])))
                     rest = base_rest + estimate({"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
-                                                 None, len(stream), stage_guess, len(domains) * (len(stream) + 1),
-                                                 2 * len(domains) * DEMO["new_tokens"])
+                                                None, None, len(stream), stage_guess,
+                                                len(domains) * (len(stream) + 1), 2 * len(domains) * DEMO["new_tokens"])
                     r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
@@ -205,11 +214,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if missing := [d for d in learner.domains if d not in eval_sets]:
         console.print(f"no evaluation text kept for {', '.join(missing)} (a checkpoint of an older minimac)")
     items, stage_steps = stream_items(args, learner, stream, domains, console)
-    if timings:
-        rest = estimate(timings, setup_s, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1),
-                         2 * len(domains) * DEMO["new_tokens"])
-        console.print(f"from the base's measured step time, this run should take about "
-                      f"{fmt_seconds(time.perf_counter() - wall + rest)} in all")
+    step_s = measure_step(learner)
+    if timings or step_s:
+        rest = estimate(timings, setup_s, step_s, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1),
+                        2 * len(domains) * DEMO["new_tokens"])
+        how = f"{step_s:.2f}s per step, measured now" if step_s else "the base's measured step time"
+        console.print(f"from {how}, this run should take about {fmt_seconds(time.perf_counter() - wall + rest)} in "
+                      "all")
     show = _Show(None, stream, eval_sets)
     learner.controllers.append(show)
     prompts = {d: domains[d]["prompts"] for d in [base, *stream]}

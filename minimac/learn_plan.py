@@ -9,7 +9,8 @@
     stream_items(...)          the (domain, text) pairs and steps per stage; --data trains on all of the text, one
                                pass over its windows, up to DATA_MAX_STEPS steps, past which it trains on windows
                                drawn at random from the whole text and says exactly how many (data_steps)
-    estimate(...)              seconds left, from the cached base's measured compile and step times
+    estimate(...)              seconds left, from this run's setup and one step timed now (measure_step), or else
+                               from the cached base's measured compile and step times
 
 Leaves out: the rules on files and resuming (minimac/learn_rules.py), the learning (minimac/learner/).
 """
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from pathlib import Path
 
 from rich.console import Console
+
+from minimac.learner.mixing import chunk_ids, mixed_batch
 
 DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
 EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 characters, spread over the text
@@ -141,17 +145,33 @@ def evaluating(sets: dict[str, str]) -> str:
             f"each ({sum(map(len, sets.values())):,} in all)")
 
 
-def estimate(t: dict, setup_s: float | None, stages: int, steps: int, evals: int, tokens: int) -> float:
-    """Seconds for what is left of the run, from the base's measured compile and step times (base_cache's timings).
+def measure_step(learner) -> float | None:
+    """Seconds of one replayed training step, timed now: on a shared CPU the speed of the moment, not that of the day
+    the base was built. It runs through StepTrainer.fisher (lr 0, EWC off, the state put back), so nothing moves.
+    None when no step has been compiled yet (only the EWC strategies compile it before learning, for the Fisher)."""
+    trainers = [t for t in learner._trainers.values() if t.ewc is not None]
+    if not trainers:
+        return None
+    cfg = learner.config
+    chunk = chunk_ids(learner.encode("time one step " * cfg.seq_len), cfg.seq_len)[0]
+    batch = mixed_batch([chunk], [], cfg.batch_size, cfg.seq_len, 0.0)
+    trainers[0].fisher([batch])     # the replayed kernels are warm after this one
+    start = time.perf_counter()
+    trainers[0].fisher([batch])
+    return time.perf_counter() - start
 
-    `setup_s`: this run's own setup, which compiled the LoRA step (the base's EWC Fisher), or None. Its ratio to the
-    base's compile time says how fast the machine is now compared with when the base was built (a shared CPU may be
-    loaded now and not then), and scales everything else. Measured on a 2-core CPU with nano: a LoRA step ~0.6 of a
-    pretraining step; generation before learning and the first evaluation compile ~1.2 of the step's compile; a set
-    evaluated ~1 step; a generated token ~0.15 of a step; each stage's Fisher and sleep ~3 steps.
+
+def estimate(t: dict, setup_s: float | None, step_s: float | None, stages: int, steps: int, evals: int,
+             tokens: int) -> float:
+    """Seconds for what is left of the run.
+
+    From this run: `setup_s`, the setup that compiled the training step (the base's EWC Fisher), and `step_s`, one
+    step timed now (measure_step); else (None) from the cached base's timings (base_cache: its compile time and
+    pretraining step, of which a LoRA step is ~0.6). Measured on a 2-core CPU with nano: generation before learning
+    and the first evaluation compile ~0.9 of the step's compile; a set evaluated ~1.5 steps; a generated token ~0.15
+    of a step; each stage's Fisher and sleep ~3 steps; saving and the rest ~3 s.
     """
-    compile_base, step_base = t.get("first_steps_s", 60.0), t.get("pretrain_step_s", 1.0)
-    speed = min(max(setup_s / compile_base, 0.3), 10.0) if setup_s else 1.0
-    compile_s, step_s = compile_base * speed, 0.6 * step_base * speed
-    return ((0.0 if setup_s else compile_s) + 1.2 * compile_s + stages * (steps + 3) * step_s + evals * step_s
+    compile_s = setup_s or t.get("first_steps_s", 60.0)
+    step_s = step_s or 0.6 * t.get("pretrain_step_s", 1.0)
+    return ((0.0 if setup_s else compile_s) + 0.9 * compile_s + stages * (steps + 3) * step_s + evals * 1.5 * step_s
             + tokens * 0.15 * step_s + 3.0)
