@@ -258,12 +258,12 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
 def _check_trainer_shapes(d: Path, learner: Any) -> None:
     """Each saved trainer's arrays must fit the loaded model's tensors (a trainers.npz of another preset would only
     fail at the first step, inside tinygrad): "opt.NNNN" are the tensors, then AdamW's m and v, then two powers."""
-    from minimac.learner.learner import FULL
     for key, arrays in learner._pending_state.items():
-        if key != FULL and key not in learner.adapters:
+        if learner.config.uses_lora and key not in learner.adapters:
             raise ValueError(f"'{d / TRAINERS}' has state for trainer {key!r}, but the checkpoint has no such adapter "
                              f"(adapters: {learner.adapters})")
-        params = learner.model.parameters() if key == FULL else lora.lora_parameters(learner.model, key)
+        lora_key = learner.config.uses_lora   # else the one trainer of the "full" strategies: every weight
+        params = lora.lora_parameters(learner.model, key) if lora_key else learner.model.parameters()
         want = [tuple(p.shape) for p in params] * 3
         got = [tuple(arrays[k].shape) for k in sorted(k for k in arrays if k.startswith("opt."))][:len(want)]
         if got != want:
