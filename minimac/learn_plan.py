@@ -1,4 +1,4 @@
-"""What a run of `python -m minimac.learn` learns and evaluates, and how long it should take. Lesson 14.
+"""What a run of `python -m minimac.learn` learns and evaluates, and how long it should take. Lesson 11.
 
     load_plan(args)            the base and the domains to learn, with their training text, evaluation text and
                                prompts: a corpus's domains (default: Python's docs, then its code), or --data FILE

@@ -1,5 +1,5 @@
 """What `python -m minimac.learn` may do with your files, and what a resumed run keeps: checked before training.
-Lesson 14.
+Lesson 11.
 
     save_folder(args)          --save DIR, or runs/<domain> with --data, or None (nothing saved)
     check_save(args, folder)   refuse a folder holding a learner checkpoint this run did not --resume (unless

@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             config = train_config_from_dict(meta["train_config"])
         else:
             config = TrainConfig(batch_size=B, seq_len=T, lr=s["lr"], min_lr=s["lr"] / 10, max_steps=UNSET,
-                                 warmup_steps=s["warmup_steps"], eval_every=args.eval_every, ckpt_every=500,
-                                 seed=s["seed"])
+                                 warmup_steps=s["warmup_steps"], eval_every=args.eval_every, ckpt_every=500)
         if args.steps or args.tokens:
             config.max_steps = args.steps or math.ceil(args.tokens / (B * T))
         unset = config.max_steps == UNSET   # a fresh time-boxed run (or one stopped before its calibration ended)
