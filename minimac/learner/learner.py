@@ -33,6 +33,8 @@ from minimac import lora
 from minimac.learner import routing
 from minimac.ewc import EWC
 from minimac.learner.hooks import Controller
+from minimac.learner.schedule import EarlyStopping
+from minimac.lora_variants import param_groups
 from minimac.learner.step import StepTrainer
 from minimac.metrics import RMatrix, evaluate
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
@@ -83,8 +85,7 @@ class ContinualLearner:
 
     @property
     def lora_config(self) -> lora.LoRAConfig:
-        c = self.config
-        return lora.LoRAConfig(c.r, c.lora_alpha, c.lora_dropout, c.target_modules)
+        return self.config.lora_config
 
     @property
     def adapters(self) -> list[str]:
@@ -120,7 +121,7 @@ class ContinualLearner:
             lora.set_adapter(self.model, key)
         if key not in self._trainers:
             c = self.config
-            params = self.model.parameters() if key == FULL else lora.lora_parameters(self.model, key)
+            params = self.model.parameters() if key == FULL else param_groups(self.model, key, c.loraplus_lr_ratio)
             ewc = EWC(self.ewc_lambda, c.mode, c.decay_factor) if c.uses_ewc else None
             self._trainers[key] = StepTrainer(self.model, params, self.learning_rate, c.weight_decay,
                                               c.max_grad_norm, ewc)
@@ -159,7 +160,9 @@ class ContinualLearner:
         ids = self.encode(text)
         Experience(ids, importance, domain)  # checks importance (finite, >= 0) before anything changes
         cfg, t0 = self.config, time.perf_counter()
-        chunks = chunk_ids(ids, cfg.seq_len)
+        all_chunks = chunk_ids(ids, cfg.seq_len)
+        n_held = math.floor(len(all_chunks) * cfg.holdout_fraction) if len(all_chunks) > 1 else 0
+        chunks, held_ids = all_chunks[:len(all_chunks) - n_held], ids[(len(all_chunks) - n_held) * cfg.seq_len:]
         trainer = self._trainer_for(domain)
         if domain not in self.domains:
             self.domains.append(domain)
@@ -168,6 +171,7 @@ class ContinualLearner:
         steps = steps or cfg.default_steps(len(chunks), epochs, self.replay_ratio if replaying else 0.0)
         schedule = new_chunk_schedule(len(chunks), new_rows, steps, self.rng)
         loss_before, saved = self._loss_on(ids), trainer.snapshot()
+        stopper = EarlyStopping(self, trainer, held_ids if n_held else None, steps)
         losses, seen, step_t0 = [], 0, time.perf_counter()
         for k, rows in enumerate(schedule):
             # a controller may have changed the ratio; the new chunks keep their rows, replay gets the rest
@@ -175,26 +179,31 @@ class ContinualLearner:
             replayed = self._replay_rows(n_replay, [chunks[i] for i in rows])   # the new chunks: a selector's cue
             x, y, w = mixed_batch([chunks[i] for i in rows], [e.input_ids for e in replayed], cfg.batch_size,
                                   cfg.seq_len, self.replay_ratio)
-            task, penalty, norm = trainer.step(x, y, w, self.learning_rate)
+            lr = self.learning_rate * cfg.lr_factor(k, steps)
+            task, penalty, norm = trainer.step(x, y, w, lr)
             if not all(math.isfinite(v) for v in (task, penalty, norm)):
                 trainer.restore(saved)
                 raise NonFiniteLossError(
                     f"loss became {task} (EWC penalty {penalty}, grad norm {norm}) at step {k + 1}/{steps} on domain "
-                    f"{domain!r} with lr {self.learning_rate:.3g}; the trainable weights and optimizer state were "
+                    f"{domain!r} with lr {lr:.3g}; the trainable weights and optimizer state were "
                     "restored to their values before this call. Try a lower learning_rate or ewc_lambda.")
             self.step_count += 1
             losses.append(task)
             seen += int((y != -1).sum())
             elapsed = time.perf_counter() - step_t0
             stats = {"step": k + 1, "steps": steps, "global_step": self.step_count, "loss": task, "ewc": penalty,
-                     "grad_norm": norm, "lr": self.learning_rate, "replay_ratio": self.replay_ratio,
+                     "grad_norm": norm, "lr": lr, "replay_ratio": self.replay_ratio,
                      "replay_rows": len(replayed), "domain": domain, "tokens": seen,
                      "tokens_per_s": seen / max(elapsed, 1e-9), "eta_s": elapsed / (k + 1) * (steps - k - 1)}
             for c in self.controllers:
                 c.on_step(self, stats)
-        self._store(domain, chunks, importance)
+            if stopper.check(k + 1):
+                break
+        stopper.finish(len(losses))
+        self._store(domain, all_chunks, importance)
         result = {"domain": domain, "adapter": lora.active_adapter(self.model) if cfg.uses_lora else None,
-                  "steps": steps, "examples": len(chunks), "tokens": len(ids) - 1, "trained_tokens": seen,
+                  "steps": len(losses), "planned_steps": steps, "best_step": stopper.best_step,
+                  "holdout_loss": stopper.best, "examples": len(chunks), "tokens": len(ids) - 1, "trained_tokens": seen,
                   "loss_before": loss_before, "loss_after": self._loss_on(ids), "first_step_loss": losses[0],
                   "last_step_loss": losses[-1], "seconds": time.perf_counter() - t0,
                   "step_seconds": time.perf_counter() - step_t0}
