@@ -42,11 +42,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forgetting_report import (  # noqa: E402
-    BY_NAME, GOAL_FORGET_PCT, GOAL_GAIN, REFERENCES, add_summaries, aggregate, goal_met, learning_goal, markdown, plot,
-    summarize, terminal_table, verdict)
-from minimac import metrics  # noqa: E402
-from minimac.learner.hooks import Controller  # noqa: E402
+from forgetting_report import (
+    BY_NAME,
+    GOAL_FORGET_PCT,
+    GOAL_GAIN,
+    REFERENCES,
+    add_summaries,
+    aggregate,
+    goal_met,
+    learning_goal,
+    markdown,
+    plot,
+    summarize,
+    terminal_table,
+    verdict,
+)
+
+from minimac import metrics
+from minimac.learner.hooks import Controller
 
 __all__ = ["BY_NAME", "GOAL_FORGET_PCT", "GOAL_GAIN", "goal_met", "summarize", "verdict"]
 STRATEGIES = ("full", "full+replay", "full+replay+ewc", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
@@ -172,29 +185,6 @@ def head(docs: list[str], n: int) -> list[str]:
         out.append(d[:left])
         left -= len(out[-1])
     return out
-
-
-def load_plan(args: argparse.Namespace) -> dict:
-    """{"base", "domains", "probes", "base_docs", "tok_docs" {d: docs}, "train" {d: text}, "test" {set: text}}."""
-    from minimac.data import load_corpus
-    if args.corpus == "default":
-        base, domains = "docs", [d.strip() for d in args.domains.split(",")]
-
-        def docs(n: str, split: str) -> list[str]:
-            return load_corpus("default", split, domain=n)
-    else:
-        base, domains = args.base, [d.strip() for d in args.domains.split(",") if d.strip()]
-
-        def docs(n: str, split: str) -> list[str]:
-            return load_corpus(n, split)
-    if not domains or base in domains or len(set(domains)) != len(domains):
-        raise ValueError(f"--domains must name distinct domains other than the base {base!r}, got {domains}")
-    probes = [] if args.probe == "none" or args.corpus == "default" else [args.probe]
-    test = {n: "\n\n".join(docs(n, "test"))[:args.eval_chars] for n in [base, *domains]}
-    test.update({p: "\n\n".join(load_corpus(p, "test"))[:args.eval_chars] for p in probes})
-    return {"base": base, "domains": domains, "probes": probes, "base_docs": head(docs(base, "train"), args.base_chars),
-            "tok_docs": {d: head(docs(d, "train"), args.tokenizer_chars) for d in domains},
-            "train": {d: "\n\n".join(head(docs(d, "train"), args.train_chars)) for d in domains}, "test": test}
 
 
 def load_plan(args: argparse.Namespace) -> dict:

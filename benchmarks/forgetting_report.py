@@ -167,10 +167,11 @@ def final_table(result: dict) -> list[str]:
 def confusion_table(run: dict) -> list[str]:
     c = run["confusion"]
     cols = list(c["labels"])
-    lines = [f"Routing of held-out {c['window_tokens']}-token windows ({run['strategy']}, seed {run.get('seed', 0)}):"
-             f" accuracy {c['accuracy']:.1%} ({c['correct']}/{c['total']}); rows = true set, columns = route "
-             f"(base = bare base); a route costs {c['route_ms']:.0f} ms per window, a switch {c['switch_ms']:.2f} ms",
-             "", "| set \\ route | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    head = (f"Routing of held-out {c['window_tokens']}-token windows ({run['strategy']}, seed {run.get('seed', 0)}): "
+            f"accuracy {c['accuracy']:.1%} ({c['correct']}/{c['total']}), margin {c.get('margin', 0):g} nats/token; "
+            f"rows = true set, columns = route (base = bare base); routing costs {c['route_ms']:.0f} ms per window, "
+            f"a switch {c['switch_ms']:.2f} ms")
+    lines = [head, "", "| set \\ route | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
     for s, row in c["matrix"].items():
         lines.append(f"| {s} | " + " | ".join(str(row.get(k, 0)) for k in cols) + " |")
     return lines

@@ -30,16 +30,16 @@ from typing import Any
 import numpy as np
 
 from minimac import lora
-from minimac.learner import routing
 from minimac.ewc import EWC
+from minimac.learner import routing
 from minimac.learner.hooks import Controller
-from minimac.learner.schedule import EarlyStopping
-from minimac.lora_variants import param_groups
-from minimac.learner.step import StepTrainer
-from minimac.metrics import RMatrix, evaluate
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
-from minimac.replay import Experience, ReplayBuffer
+from minimac.learner.schedule import EarlyStopping
+from minimac.learner.step import StepTrainer
 from minimac.learner.strategies import LearnerConfig
+from minimac.lora_variants import param_groups
+from minimac.metrics import RMatrix, evaluate
+from minimac.replay import Experience, ReplayBuffer
 from minimac.train import NonFiniteLossError
 
 FULL = "<full>"    # key of the one trainer of strategy "full"; the other keys are adapter names
