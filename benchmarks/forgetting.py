@@ -450,7 +450,12 @@ def write_result(result: dict, out: Path, console) -> None:
 
 
 def merge(args: argparse.Namespace, console) -> int:
-    parts = [json.loads((Path(d) / "forgetting.json").read_text()) for d in args.merge]
+    found = [Path(d) / "forgetting.json" for d in args.merge if (Path(d) / "forgetting.json").is_file()]
+    if missing := [d for d in args.merge if Path(d) / "forgetting.json" not in found]:
+        console.print(f"--merge: no forgetting.json in {missing} (a run that did not finish); pooling the others")
+    if not found:
+        raise FileNotFoundError(f"--merge: none of {args.merge} holds a forgetting.json")
+    parts = [json.loads(f.read_text()) for f in found]
     meta = dict(parts[0]["meta"])
     runs: dict = {}
     for part in parts:
@@ -505,9 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.uses_lora and (args.lora_lr or args.rank or args.lora_alpha):
             tags.append(f"lr {args.lora_lr or 'default'}, r {args.rank or config.r}" +
                         (f", alpha {args.lora_alpha:g}" if args.lora_alpha else ""))
-        if args.tag or args.overrides:
-            tags.append(args.tag or ", ".join(f"{k} {'+'.join(v) if isinstance(v, tuple) else v}"
-                                              for k, v in args.overrides.items()))
+        if args.tag is not None or args.overrides:  # --tag "" names the runs by their strategy alone
+            tags += [args.tag] if args.tag is not None and args.tag else [] if args.tag is not None else \
+                [", ".join(f"{k} {'+'.join(v) if isinstance(v, tuple) else v}" for k, v in args.overrides.items())]
         if args.replay_ratio is not None and config.uses_replay and strategy not in REFERENCES:
             tags.append(f"replay {args.replay_ratio:g}")
         named.append((name + "".join(f" ({t})" for t in tags), strategy, neuro))

@@ -68,8 +68,11 @@ def goal_met(s: dict) -> bool:
 
 
 def _reference(runs: list[dict], kind: str, seed) -> dict | None:
-    same = [r for r in runs if r.get("kind") == kind and r.get("seed") == seed]
-    return same[0] if same else next((r for r in runs if r.get("kind") == kind), None)
+    """The reference run of `kind` for `seed`: the one named exactly `kind` first (variants are named "expert (...)"),
+    of the same seed if there is one."""
+    pool = [r for r in runs if r.get("kind") == kind]
+    pool = [r for r in pool if r["strategy"] == kind] or pool
+    return next((r for r in pool if r.get("seed") == seed), pool[0] if pool else None)
 
 
 def add_summaries(runs: list[dict]) -> None:
