@@ -169,7 +169,7 @@ def parse_overrides(text: str) -> dict:
             out[key] = None
         else:
             try:
-                out[key] = int(value) if isinstance(d, int) and "." not in value and "e" not in value else float(value)
+                out[key] = int(value) if value.lstrip("-").isdigit() and not isinstance(d, float) else float(value)
             except ValueError:
                 out[key] = value
     LearnerConfig(**out)  # refuses bad values now, before any training
