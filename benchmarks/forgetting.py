@@ -114,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--merge", nargs="+", metavar="DIR", help="pool the forgetting.json of these folders (same "
                    "settings) into --out, running nothing")
     p.add_argument("--note", default="", help="added to the machine description in the report (e.g. the GPU)")
+    p.add_argument("--goal-run", help="the run that learning_goal.json summarises (default: LearnerConfig's "
+                   "default strategy, untagged)")
     args = p.parse_args(argv)
     strategies_given = args.strategies is not None
     for k, v in (QUICK if args.quick else FULL).items():
@@ -428,7 +430,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_result(result: dict, out: Path, console) -> None:
+def write_result(result: dict, out: Path, console, goal_run: str | None = None) -> None:
     """forgetting.json / .md / .png, and learning_goal.json when the library's default strategy was run."""
     from minimac.learner.strategies import LearnerConfig
     runs = [r for r in result["runs"] if not r["strategy"].endswith(BY_NAME)]
@@ -442,7 +444,7 @@ def write_result(result: dict, out: Path, console) -> None:
     _atomic_write(out / "forgetting.json", json.dumps(result, indent=1))
     _atomic_write(out / "forgetting.md", markdown(result))
     wrote = plot(result, out / "forgetting.png")
-    goal = learning_goal(result, LearnerConfig().strategy)
+    goal = learning_goal(result, goal_run or LearnerConfig().strategy)
     if goal is not None:
         _atomic_write(out / "learning_goal.json", json.dumps(goal, indent=1))
     console.print(f"wrote {out / 'forgetting.json'}, {out / 'forgetting.md'}" + (", forgetting.png" if wrote else "")
@@ -466,7 +468,7 @@ def merge(args: argparse.Namespace, console) -> int:
                 runs[(r["strategy"], r.get("seed", 0))] = r
     meta["command"] = "python benchmarks/forgetting.py --merge " + " ".join(args.merge)
     meta["wall_s"] = max(p["meta"]["wall_s"] for p in parts)
-    write_result({"meta": meta, "runs": list(runs.values())}, Path(args.out), console)
+    write_result({"meta": meta, "runs": list(runs.values())}, Path(args.out), console, args.goal_run)
     return 0
 
 
@@ -544,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             console.print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f}s")
     meta.update({"load_end": os.getloadavg()[0], "wall_s": time.perf_counter() - wall})
-    write_result({"meta": meta, "runs": runs}, Path(args.out), console)
+    write_result({"meta": meta, "runs": runs}, Path(args.out), console, args.goal_run)
     return 0
 
 
