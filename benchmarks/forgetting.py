@@ -114,6 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--merge", nargs="+", metavar="DIR", help="pool the forgetting.json of these folders (same "
                    "settings) into --out, running nothing")
     p.add_argument("--note", default="", help="added to the machine description in the report (e.g. the GPU)")
+    p.add_argument("--expert-run", help="the reference run the gains are measured against (default: 'expert')")
     p.add_argument("--goal-run", help="the run that learning_goal.json summarises (default: LearnerConfig's "
                    "default strategy, untagged)")
     args = p.parse_args(argv)
@@ -353,7 +354,8 @@ def run_strategy(name: str, make_model, tokenizer, plan: dict, steps: int, batch
         say(f"  {name:22s} seed {seed} after {stage:16s} " + " ".join(f"{s}={v:.3f}" for s, v in scores.items()))
     out = {"strategy": name, "seed": seed, "R": R, "sets": sets, "stages": [base, *domains], "routes": routes,
            "train": train, "wall_s": time.perf_counter() - t0, "config": config.to_dict(),
-           "params_per_domain": added, "params_per_domain_pct": 100 * added / base_params if added and base_params else None,
+           "params_per_domain": added,
+           "params_per_domain_pct": 100 * added / base_params if added and base_params else None,
            "base_params": base_params}
     if config.per_domain:
         out["R_by_name"] = oracle
@@ -430,14 +432,16 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_result(result: dict, out: Path, console, goal_run: str | None = None) -> None:
+def write_result(result: dict, out: Path, console, goal_run: str | None = None, expert_run: str | None = None) -> None:
     """forgetting.json / .md / .png, and learning_goal.json when the library's default strategy was run."""
     from minimac.learner.strategies import LearnerConfig
     runs = [r for r in result["runs"] if not r["strategy"].endswith(BY_NAME)]
     order = {n: i for i, n in enumerate(dict.fromkeys([*STRATEGIES, *[r["strategy"] for r in runs], *REFERENCES]))}
     runs.sort(key=lambda r: (order.get(r["strategy"], len(order)), r.get("seed", 0)))
     result["runs"] = runs = with_named_routing(runs)
-    add_summaries(runs)
+    if expert_run:
+        result["meta"]["expert_run"] = expert_run
+    add_summaries(runs, result["meta"].get("expert_run"))
     console.print(terminal_table(runs))
     console.print(verdict(aggregate(runs)))
     out.mkdir(parents=True, exist_ok=True)
@@ -468,7 +472,7 @@ def merge(args: argparse.Namespace, console) -> int:
                 runs[(r["strategy"], r.get("seed", 0))] = r
     meta["command"] = "python benchmarks/forgetting.py --merge " + " ".join(args.merge)
     meta["wall_s"] = max(p["meta"]["wall_s"] for p in parts)
-    write_result({"meta": meta, "runs": list(runs.values())}, Path(args.out), console, args.goal_run)
+    write_result({"meta": meta, "runs": list(runs.values())}, Path(args.out), console, args.goal_run, args.expert_run)
     return 0
 
 
@@ -546,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             console.print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f}s")
     meta.update({"load_end": os.getloadavg()[0], "wall_s": time.perf_counter() - wall})
-    write_result({"meta": meta, "runs": runs}, Path(args.out), console, args.goal_run)
+    write_result({"meta": meta, "runs": runs}, Path(args.out), console, args.goal_run, args.expert_run)
     return 0
 
 

@@ -67,21 +67,23 @@ def goal_met(s: dict) -> bool:
                 and len(fr) == len(s["gain_vs_expert"]) and params_ok)
 
 
-def _reference(runs: list[dict], kind: str, seed) -> dict | None:
-    """The reference run of `kind` for `seed`: the one named exactly `kind` first (variants are named "expert (...)"),
-    of the same seed if there is one."""
+def _reference(runs: list[dict], kind: str, seed, name: str | None = None) -> dict | None:
+    """The reference run of `kind` for `seed`: the one named `name` (default: exactly `kind`; variants are named
+    "expert (...)") first, of the same seed if there is one."""
     pool = [r for r in runs if r.get("kind") == kind]
-    pool = [r for r in pool if r["strategy"] == kind] or pool
+    pool = [r for r in pool if r["strategy"] == (name or kind)] or pool
     return next((r for r in pool if r.get("seed") == seed), pool[0] if pool else None)
 
 
-def add_summaries(runs: list[dict]) -> None:
-    """Fill run["summary"] and run["timing"] for every strategy run, against 'full' and 'expert' of its seed."""
+def add_summaries(runs: list[dict], expert: str | None = None) -> None:
+    """Fill run["summary"] and run["timing"] for every strategy run, against 'full' and the expert (the run named
+    `expert`, default "expert") of its seed."""
+    name = expert
     for r in runs:
         if r.get("kind") in REFERENCES:
             continue
         full = next((f for f in runs if f["strategy"] == "full" and f.get("seed") == r.get("seed")), None)
-        expert = _reference(runs, "expert", r.get("seed"))
+        expert = _reference(runs, "expert", r.get("seed"), name)
         full_gains = summarize(full["R"], len(full["stages"]))["gains"] if full else None
         s = summarize(r["R"], len(r["stages"]), full_gains,
                       [expert["final"][d] for d in r["stages"][1:]] if expert else None)
@@ -197,11 +199,14 @@ def learning_goal(result: dict, strategy: str) -> dict | None:
     if a is None:
         return None
     m = result["meta"]
+    commands = list(dict.fromkeys(r.get("command", m["command"]) for r in result["runs"] if r["strategy"] == strategy))
+    commands += [m["command"]] if "--merge" in m["command"] else []    # the runs' own commands, then the pooling
     return {"strategy": strategy, "seeds": a["seeds"], "domains": m["domains"],
             "worst_forgetting_pct": a["worst"]["worst_forgetting_pct_any_stage"],
             "min_gain_vs_expert": _nanmin(a["worst"]["gain_vs_expert"]),
             "params_per_domain_pct": a["params_pct"], "routing_accuracy": a["routing_accuracy"],
-            "fact_recall_now": None, "fact_recall_later": None, "machine": m["machine"], "command": m["command"],
+            "fact_recall_now": None, "fact_recall_later": None, "machine": m["machine"],
+            "command": commands,
             "goal_met": a["goal_met"], "params_over_limit": (a["params_pct"] or 0) > GOAL_PARAMS_PCT,
             "goal": {"forget_pct": GOAL_FORGET_PCT, "gain_vs_expert": GOAL_GAIN, "params_pct": GOAL_PARAMS_PCT}}
 
@@ -213,7 +218,8 @@ def markdown(result: dict) -> str:
     budget = (f"Budget per stage, every strategy: {m['steps']} steps x {m['batch_size']} rows x {m['seq_len']} tokens "
               f"= {m['tokens_per_stage']:,} tokens; training text: the first {m['train_chars']:,} characters of each "
               f"train split; evaluation: the first {m['eval_chars']:,} characters of each test split; base model: "
-              f"{m['base_folder']}; seeds: {sorted({r.get('seed', 0) for r in runs})}  ")
+              f"{m['base_folder']}; seeds: {sorted({r.get('seed', 0) for r in runs})}; gains / expert against the "
+              f"run named '{m.get('expert_run') or 'expert'}'  ")
     legend = ("Forgetting % = (last - best) / best bits per byte, over the base and every domain learned before the "
               "last (avg / worst at the end; worst at any stage). Gain / full = gain on each new domain (bpb before "
               "its stage - after) over sequential full fine-tuning's. Gain / expert = (base bpb - bpb after the "

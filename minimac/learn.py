@@ -44,7 +44,7 @@ DEMO = {"stage_steps": 40, "eval_chars": 4000, "train_chars": 200_000, "remember
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m minimac.learn", description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", default="default", help="'default' or registry names, base first, comma-separated")
-    p.add_argument("--strategy", default="lora+replay+ewc", choices=STRATEGY_NAMES)
+    p.add_argument("--strategy", default="adapter-per-domain", choices=STRATEGY_NAMES)
     p.add_argument("--preset", default="nano", help="model size of the base (default nano)")
     p.add_argument("--steps", type=int, help=f"optimizer steps per domain (default {DEMO['stage_steps']}; with "
                                              "--data: LearnerConfig's epochs rule)")

@@ -65,7 +65,8 @@ def pissa_init(layer: Any, name: str, config: Any) -> None:
     layer.lora_offset[name] = _Frozen(Tensor(a, device=device).realize(), Tensor(b, device=device).realize())
 
 
-def param_groups(model: Any, adapter_name: str, loraplus_lr_ratio: float = 1.0) -> list[tuple[list[Tensor], float, float]]:
+def param_groups(model: Any, adapter_name: str,
+                 loraplus_lr_ratio: float = 1.0) -> list[tuple[list[Tensor], float, float]]:
     """[(tensors, lr multiplier, weight-decay multiplier)] for one adapter's optimizer (minimac/learner/step.py):
     A and B at 1 (in lora.adapter_state_dict's order), or with LoRA+ A at 1 and B at the ratio; then its saved
     modules at lr 1 without weight decay (decay would pull an RMSNorm gain towards 0, not towards its base value).

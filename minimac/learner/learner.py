@@ -192,7 +192,7 @@ class ContinualLearner:
             seen += int((y != -1).sum())
             elapsed = time.perf_counter() - step_t0
             stats = {"step": k + 1, "steps": steps, "global_step": self.step_count, "loss": task, "ewc": penalty,
-                     "grad_norm": norm, "lr": lr, "replay_ratio": self.replay_ratio,
+                     "grad_norm": norm, "lr": self.learning_rate, "lr_now": lr, "replay_ratio": self.replay_ratio,
                      "replay_rows": len(replayed), "domain": domain, "tokens": seen,
                      "tokens_per_s": seen / max(elapsed, 1e-9), "eta_s": elapsed / (k + 1) * (steps - k - 1)}
             for c in self.controllers:
@@ -322,6 +322,9 @@ class ContinualLearner:
     def save_checkpoint(self, directory: str) -> None:
         """Everything, atomically (see minimac/learner/checkpoint.py)."""
         from minimac.learner.checkpoint import save_learner
+        if self.config.modules_to_save:  # the checkpoint's base model and trainer state would hold an adapter's copies
+            raise ValueError("save_checkpoint does not handle adapters with modules_to_save yet; save each adapter "
+                             "with minimac.lora.save_adapter(learner.model, DIR, name) instead (nothing was written)")
         save_learner(self, directory)
 
     @classmethod
