@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             "tokens_per_stage": args.steps * spec.batch_size * spec.seq_len, "train_chars": args.train_chars,
             "eval_chars": args.eval_chars, "base_folder": folder.name, "base_steps": args.base_steps,
             "seeds": args.seeds, "quick": args.quick,
-            "goal": {"forget_pct": GOAL_FORGET_PCT, "gain_vs_expert": GOAL_GAIN}}
+            "goal": {"forget_pct": GOAL_FORGET_PCT, "gain": GOAL_GAIN, "gain_against": "expert"}}
     keys = [(n, s) for n, _, _ in named for s in args.seeds]
     runs = earlier_runs(Path(args.out) / "forgetting.json", meta, keys) if args.append else []
     for seed in args.seeds:
