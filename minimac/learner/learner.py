@@ -1,7 +1,7 @@
 """The continual learner: teach a pretrained model new text in seconds, domain after domain, and measure what it
 forgets. Lesson 14: the one orchestrator of lessons 07-10.
 
-    learner = ContinualLearner(model, tokenizer, LearnerConfig(strategy="lora+replay+ewc"))
+    learner = ContinualLearner(model, tokenizer, LearnerConfig())   # adapter-per-domain, the default
     learner.learn_from_text("The Zorbian capital is Quixville.", domain="facts")   # -> {loss_before, loss_after, ...}
     learner.learn_stream([("law", law_text), ("med", med_text)], eval_sets=tests)  # fills learner.r_matrix
     learner.generate("The Zorbian capital is")
@@ -12,13 +12,15 @@ One `learn_from_text` call, with every FIX from the seed audit:
     steps = the argument, or `epochs` passes over the chunks with at least min_steps       one call really learns
     each step: rows = new chunks (ALWAYS some) + replayed earlier chunks (per-domain balanced) + padding
                weighted CE (targets shifted ONCE) + EWC penalty; clip; AdamW on the trainable tensors only
-               (learner_step.StepTrainer: one TinyJit per adapter, fixed (B, T), lr and lambda as Tensors)
+               (step.StepTrainer: one TinyJit per adapter, fixed (B, T), lr and lambda as Tensors), the lr
+               warmed up and decayed within the call (schedule.py); optional early stopping on held-out chunks
                controllers' on_step: only they may change lr / replay ratio / EWC lambda (nothing does silently)
     a nan/inf loss puts the weights and optimizer state back as they were before the call, then raises
     the new chunks join the replay buffer afterwards, so replay always draws from *earlier* text
 
-Leaves out: the pieces (lora, replay, ewc, metrics), batches (mixing.py), the jitted step (learner_step.py),
-routing / evaluation / generation (routing.py), files (checkpoint_io.py), the config (strategies.py), the CLI (learn.py).
+Leaves out: the pieces (lora, replay, ewc, metrics), batches (mixing.py), the jitted step (step.py), the lr
+schedule and early stopping (schedule.py), routing / evaluation / generation (routing.py), files (checkpoint.py),
+the config (strategies.py), the CLI (learn.py).
 """
 from __future__ import annotations
 
