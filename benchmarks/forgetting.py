@@ -448,7 +448,8 @@ def write_result(result: dict, out: Path, console, goal_run: str | None = None, 
     _atomic_write(out / "forgetting.json", json.dumps(result, indent=1))
     _atomic_write(out / "forgetting.md", markdown(result))
     wrote = plot(result, out / "forgetting.png")
-    goal = learning_goal(result, goal_run or LearnerConfig().strategy)
+    # the goal is the full mode's: a quick run never writes (or overwrites) learning_goal.json
+    goal = None if result["meta"].get("quick") else learning_goal(result, goal_run or LearnerConfig().strategy)
     if goal is not None:
         _atomic_write(out / "learning_goal.json", json.dumps(goal, indent=1))
     console.print(f"wrote {out / 'forgetting.json'}, {out / 'forgetting.md'}" + (", forgetting.png" if wrote else "")
