@@ -53,7 +53,7 @@ from minimac.neuro import build_controllers
 from minimac.readout import Readout, fmt_seconds, r_matrix_table
 
 NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
-DEFAULTS = {"strategy": "lora+replay+ewc", "preset": "nano", "seed": 0, "base_seconds": 60.0}   # unless --resume
+DEFAULTS = {"strategy": "adapter-per-domain", "preset": "nano", "seed": 0, "base_seconds": 60.0}   # unless --resume
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,9 +22,11 @@ JIT: which adapter runs, and whether adapters are disabled or merged, are Python
 with one adapter keeps replaying that adapter's kernels. Keep one jitted step per adapter, or call `jit.reset()`
 after set_adapter / disable_adapters / merge_adapter / delete_adapter / load_adapter.
 
-Files: save_adapter / load_adapter (PEFT's layout) are in minimac/lora_files.py.
+Files: save_adapter / load_adapter (PEFT's layout) are in minimac/lora_files.py. Adapters that
+learn faster (rsLoRA's alpha / sqrt(r) scaling, LoRA+ learning rates, PiSSA's start from the top singular vectors,
+per-adapter copies of the norms: PEFT's `modules_to_save`) are in minimac/lora_variants.py; LoRAConfig names them.
 
-Not covered: LoRA on embeddings or lm_head, trained biases, DoRA / rsLoRA, quantised bases (QLoRA), mixing several
+Not covered: LoRA on embeddings or lm_head, trained biases, DoRA, quantised bases (QLoRA), mixing several
 adapters in one forward pass.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
+from minimac import lora_variants
 from minimac.ops import linear, low_rank_linear
 
 
@@ -46,6 +49,9 @@ class LoRAConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")
+    use_rslora: bool = False           # scaling alpha / sqrt(r) instead of alpha / r (lora_variants.py)
+    init_lora_weights: bool | str = True  # True: A uniform, B = 0; "pissa": the weight's top-r singular vectors
+    modules_to_save: tuple[str, ...] = ()  # e.g. ("norm",): a trainable per-adapter copy of every RMSNorm gain
 
     def __post_init__(self):
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
@@ -58,10 +64,17 @@ class LoRAConfig:
                 not all(isinstance(t, str) and t for t in self.target_modules):
             raise ValueError(f"target_modules must be a non-empty list of names, got {self.target_modules!r}")
         self.target_modules = tuple(self.target_modules)
+        if not isinstance(self.use_rslora, bool) or self.init_lora_weights not in (True, "pissa"):
+            raise ValueError(f"use_rslora must be True/False and init_lora_weights True or 'pissa', got "
+                             f"{self.use_rslora!r}, {self.init_lora_weights!r}")
+        if isinstance(self.modules_to_save, str) or not all(m in ("norm", "token_embedding")
+                                                            for m in self.modules_to_save):
+            raise ValueError(f"modules_to_save may name 'norm' and 'token_embedding', got {self.modules_to_save!r}")
+        self.modules_to_save = tuple(self.modules_to_save)
 
     @property
     def scaling(self) -> float:
-        return self.lora_alpha / self.r
+        return self.lora_alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
 
 
 class LoRALinear:
@@ -78,6 +91,7 @@ class LoRALinear:
         self.active_adapter: str | None = None
         self.disabled = False
         self.merged_adapter: str | None = None  # set while scaling * B @ A is folded into base_layer.weight
+        self.lora_offset: dict = {}  # PiSSA only: the start (A0, B0), subtracted so a fresh adapter adds 0
 
     weight = property(lambda self: self.base_layer.weight)  # so code that reads `.weight` keeps working (as PEFT)
     bias = property(lambda self: self.base_layer.bias)
@@ -85,13 +99,15 @@ class LoRALinear:
     in_features = property(lambda self: self.base_layer.weight.shape[1])
 
     def add_adapter(self, name: str, config: LoRAConfig) -> None:
+        self.configs[name] = config
+        if config.init_lora_weights == "pissa":
+                return lora_variants.pissa_init(self, name, config)
         bound = 1 / math.sqrt(self.in_features)  # kaiming_uniform_(a=sqrt(5)) on (r, in), as PEFT and the seed
         self.lora_A[name] = Tensor.uniform(config.r, self.in_features, low=-bound, high=bound).contiguous().realize()
         self.lora_B[name] = Tensor.zeros(self.out_features, config.r).contiguous().realize()
-        self.configs[name] = config
 
     def delete_adapter(self, name: str) -> None:
-        for table in (self.lora_A, self.lora_B, self.configs):
+        for table in (self.lora_A, self.lora_B, self.configs, self.lora_offset):
             table.pop(name, None)
         if self.active_adapter == name:
             self.active_adapter = None
@@ -108,10 +124,15 @@ class LoRALinear:
         h = x.dropout(config.lora_dropout)  # a no-op outside Context(TRAINING=1)
         # h @ A^T (tokens, r) is stored once; left to itself tinygrad recomputes it inside B's matmul, per output column
         down = low_rank_linear(h, self.lora_A[name]).contiguous().contiguous_backward()
-        return y + low_rank_linear(down, self.lora_B[name]) * config.scaling
+        y = y + low_rank_linear(down, self.lora_B[name]) * config.scaling
+        if (off := self.lora_offset.get(name)) is not None:  # PiSSA: scaling * (B A - B0 A0) h, A0 and B0 frozen
+            y = y - low_rank_linear(low_rank_linear(h, off.A0), off.B0) * config.scaling
+        return y
 
     def delta_weight(self, name: str) -> Tensor:
-        return (self.lora_B[name] @ self.lora_A[name]) * self.configs[name].scaling  # (out, r) @ (r, in)
+        delta = (self.lora_B[name] @ self.lora_A[name]) * self.configs[name].scaling  # (out, r) @ (r, in)
+        off = self.lora_offset.get(name)
+        return delta if off is None else delta - (off.B0 @ off.A0) * self.configs[name].scaling
 
     def merge(self) -> None:
         """Fold the active adapter into the base weight in place: W <- W + scaling * B @ A."""
@@ -216,6 +237,8 @@ def add_adapter(model, adapter_name: str, config: LoRAConfig) -> None:
             _replace(parent, key, child := LoRALinear(child))
             child.disabled = disabled
         child.add_adapter(adapter_name, config)
+    if config.modules_to_save:
+        lora_variants.add_saved(model, adapter_name, config.modules_to_save)
     if active_adapter(model) is None:
         set_adapter(model, adapter_name)
 
@@ -233,6 +256,13 @@ def set_adapter(model, adapter_name: str) -> None:
     _check_not_merged(model, "switch adapters")
     for layer in lora_layers(model).values():
         layer.active_adapter = adapter_name if adapter_name in layer.lora_A else None
+    _sync(model)
+
+
+def _sync(model) -> None:
+    """After any switch: the model's saved-module tensors hold the running adapter's copies (lora_variants.py)."""
+    layers = lora_layers(model).values()
+    lora_variants.sync(model, None if any(layer.disabled for layer in layers) else active_adapter(model))
 
 
 class _ReEnable:
@@ -251,12 +281,14 @@ def disable_adapters(model) -> _ReEnable:
     _check_not_merged(model, "disable adapters")
     for layer in lora_layers(model).values():
         layer.disabled = True
+    _sync(model)
     return _ReEnable(model)
 
 
 def enable_adapters(model) -> None:
     for layer in lora_layers(model).values():
         layer.disabled = False
+    _sync(model)
 
 
 def delete_adapter(model, adapter_name: str) -> None:
@@ -264,6 +296,7 @@ def delete_adapter(model, adapter_name: str) -> None:
     _check_name(model, adapter_name)
     if any(layer.merged_adapter == adapter_name for layer in lora_layers(model).values()):
         raise ValueError(f"adapter {adapter_name!r} is merged into the base weights; call unmerge_adapter first")
+    lora_variants.drop_saved(model, adapter_name)
     for path, parent, key, child in list(_walk(model)):
         if isinstance(child, LoRALinear):
             child.delete_adapter(adapter_name)
@@ -292,16 +325,18 @@ def _resolve(model, adapter_name: str | None) -> str:
 
 
 def adapter_state_dict(model, adapter_name: str | None = None) -> dict[str, Tensor]:
-    """{"layers.0.attention.q_proj.lora_A.weight": A, "...lora_B.weight": B, ...} for one adapter (the active one)."""
+    """{"layers.0.attention.q_proj.lora_A.weight": A, "...lora_B.weight": B, ...} for one adapter (the active one),
+    then its saved modules, if any, under their own paths ("norm.weight", ...; see lora_variants.py)."""
     name, out = _resolve(model, adapter_name), {}
     for path, layer in lora_layers(model).items():
         if name in layer.lora_A:
             out[f"{path}.lora_A.weight"], out[f"{path}.lora_B.weight"] = layer.lora_A[name], layer.lora_B[name]
-    return out
+    return {**out, **lora_variants.saved_state_dict(model, name)}
 
 
 def lora_parameters(model, adapter_name: str | None = None) -> list[Tensor]:
-    """The tensors to hand the optimizer: that adapter's A and B in every layer, nothing else."""
+    """The tensors to hand the optimizer: that adapter's A and B in every layer (and its saved modules), nothing
+    else. Take them while the adapter is active: a saved module is then the model's own tensor."""
     return list(adapter_state_dict(model, adapter_name).values())
 
 

@@ -3,8 +3,10 @@
     save_adapter(model, "ckpt/code", "code")    # both files, each written to a temp file and renamed (atomic)
     load_adapter(fresh_model, "ckpt/code")     # -> "code"; every file, key and shape checked before the model changes
 
-The keys are PEFT's (`layers.0.attention.q_proj.lora_A.weight`, ...) and the config holds r, lora_alpha,
-lora_dropout and target_modules, so the folder reads like a PEFT adapter. The weights are written on the host
+The keys are PEFT's (`layers.0.attention.q_proj.lora_A.weight`, ..., a saved module under its own path such as
+`norm.weight`) and the config holds r, lora_alpha, lora_dropout, target_modules, use_rslora, init_lora_weights and
+modules_to_save, so the folder reads like a PEFT adapter (a PiSSA adapter's frozen start is recomputed from the base
+weight on loading, not saved: see minimac/lora_variants.py). The weights are written on the host
 (minimac/files.py), so saving needs no CPU compiler on a GPU machine.
 
 Leaves out: the adapters themselves (minimac/lora.py), whole-learner checkpoints (minimac/learner/checkpoint.py).
@@ -19,6 +21,7 @@ from dataclasses import asdict
 import numpy as np
 from tinygrad import Tensor
 from tinygrad.nn import Linear
+from tinygrad.nn.state import get_state_dict
 
 from minimac.files import atomic_write, read_safetensors, write_safetensors
 from minimac.lora import (
@@ -32,6 +35,7 @@ from minimac.lora import (
     add_adapter,
     lora_layers,
 )
+from minimac.lora_variants import saved_paths
 
 CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
 
@@ -44,7 +48,8 @@ def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
     directory.mkdir(parents=True, exist_ok=True)
     state = adapter_state_dict(model, name)
     atomic_write(directory / WEIGHTS_NAME, lambda tmp: write_safetensors(tmp, state))  # on the host: no compiler
-    meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules)}
+    meta = {"peft_type": "LORA", "adapter_name": name, **asdict(config), "target_modules": list(config.target_modules),
+            "modules_to_save": list(config.modules_to_save) or None}
     atomic_write(directory / CONFIG_NAME, json.dumps(meta, indent=2))
 
 
@@ -61,12 +66,19 @@ def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
     try:
         meta = json.loads((directory / CONFIG_NAME).read_text())
         config = LoRAConfig(r=meta["r"], lora_alpha=meta["lora_alpha"], lora_dropout=meta["lora_dropout"],
-                            target_modules=tuple(meta["target_modules"]))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+                            target_modules=tuple(meta["target_modules"]), use_rslora=meta.get("use_rslora", False),
+                            init_lora_weights=meta.get("init_lora_weights", True),
+                            modules_to_save=tuple(meta.get("modules_to_save") or ()))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{directory / CONFIG_NAME} is not a valid adapter config ({type(e).__name__}: {e})") from e
     arrays = read_safetensors(directory / WEIGHTS_NAME)
     name = adapter_name or meta.get("adapter_name", "default")
     if exists := name in adapter_names(model):
+        old = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
+        if (old.init_lora_weights, old.use_rslora) != (config.init_lora_weights, config.use_rslora):
+            raise ValueError(f"adapter {name!r} exists with init_lora_weights={old.init_lora_weights!r}, use_rslora="
+                             f"{old.use_rslora} but {directory} has {config.init_lora_weights!r}, {config.use_rslora}; "
+                             "delete_adapter it first")
         expected = {k: tuple(v.shape) for k, v in adapter_state_dict(model, name).items()}
     else:
         expected = {}
@@ -75,6 +87,8 @@ def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
                 out_features, in_features = child.weight.shape
                 expected[f"{path}.lora_A.weight"], expected[f"{path}.lora_B.weight"] = ((config.r, in_features),
                                                                                         (out_features, config.r))
+        state = get_state_dict(model)
+        expected.update({p: tuple(state[p].shape) for p in saved_paths(model, config.modules_to_save)})
     if missing := sorted(expected.keys() - arrays.keys()):
         raise ValueError(f"adapter in {directory} lacks {len(missing)} tensors the model needs, e.g. {missing[0]}")
     if extra := sorted(arrays.keys() - expected.keys()):

@@ -64,11 +64,31 @@ def test_bwt_and_fwt_signs():
 
 
 def test_goal_check():
-    ok = {"worst_forgetting_pct_any_stage": 1.9, "gain_fraction": [0.95, 0.91]}
+    ok = {"worst_forgetting_pct_any_stage": 0.9, "gain_vs_expert": [0.95, 0.91], "params_per_domain_pct": 12.0}
     assert fb.goal_met(ok)
-    assert not fb.goal_met({**ok, "worst_forgetting_pct_any_stage": 2.1})
-    assert not fb.goal_met({**ok, "gain_fraction": [0.95, 0.89]})
-    assert not fb.goal_met({**ok, "gain_fraction": [math.nan, 0.95]})  # no full-FT reference: not met
+    assert not fb.goal_met({**ok, "worst_forgetting_pct_any_stage": 1.1})
+    assert not fb.goal_met({**ok, "gain_vs_expert": [0.95, 0.89]})
+    assert not fb.goal_met({**ok, "gain_vs_expert": [math.nan, 0.95]})  # no expert reference: not met
+    assert not fb.goal_met({**ok, "params_per_domain_pct": 15.5})       # too large an adapter per domain
+
+
+def test_gain_against_the_expert_starts_from_the_base():
+    # expert ends d1 at 2.0 and d2 at 1.0 (from the base's 3.0 and 4.0): gains 1.0 and 3.0
+    s = fb.summarize(R, 3, expert=[2.0, 1.0])
+    np.testing.assert_allclose(s["gain_vs_expert"], [(3.0 - 2.0) / 1.0, (4.0 - 1.5) / 3.0], rtol=1e-12)
+    assert s["min_gain_vs_expert"] == pytest.approx(2.5 / 3.0)
+    np.testing.assert_allclose(s["final_bpb"], [2.5, 1.5])
+
+
+def test_overrides_are_typed_and_checked():
+    o = fb.parse_overrides("r=24,use_rslora=true,loraplus_lr_ratio=16,modules_to_save=norm,lr_schedule=cosine")
+    assert o == {"r": 24, "use_rslora": True, "loraplus_lr_ratio": 16.0, "modules_to_save": ("norm",),
+                 "lr_schedule": "cosine"}
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fb.parse_overrides("lr_schedule=sideways")
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        fb.parse_overrides("colour=blue")
+    assert fb.parse_args(["--quick", "--seeds", "0,2"]).seeds == [0, 2]
 
 
 def test_bad_arguments_are_named():
@@ -91,11 +111,14 @@ def test_bad_learning_rate_message(capsys):
     with pytest.raises(SystemExit):
         fb.parse_args(["--route-windows", "0"])
     assert "--route-windows must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fb.parse_args(["--route-margin", "-0.1"])
+    assert "--route-margin must be >= 0" in capsys.readouterr().err
 
 
 def test_default_run_adds_the_best_neuro_configuration():
     args = fb.parse_args(["--quick"])
-    assert args.strategies == list(fb.STRATEGIES) and args.neuro == list(fb.BEST_NEURO)
+    assert args.strategies == list(fb.STRATEGIES + fb.REFERENCES) and args.neuro == list(fb.BEST_NEURO)
     assert fb.parse_args(["--quick", "--strategies", "lora"]).neuro == []          # a chosen subset: no extra run
     assert fb.parse_args(["--quick", "--neuro", "none"]).neuro == []
     assert fb.parse_args(["--strategies", "", "--neuro", "all"]).neuro == list(fb.NEURO)
@@ -139,19 +162,47 @@ def test_routing_by_name_becomes_its_own_row():
 
 
 def test_append_refuses_other_settings(tmp_path):
-    (tmp_path / "forgetting.json").write_text(json.dumps({"meta": {
-        "base_folder": "b", "domains": ["x"], "probes": [], "steps": 1, "train_chars": 1, "eval_chars": 1, "seed": 0},
-        "runs": []}))
-    args = fb.parse_args(["--quick"])
-    plan = {"domains": ["tinyshakespeare", "scotus"], "probes": ["wikitext2"]}
+    meta = {"base_folder": "b", "domains": ["x"], "probes": [], "steps": 1, "train_chars": 1, "eval_chars": 1}
+    runs = [{"strategy": "lora", "seed": 0}, {"strategy": "lora", "seed": 1}, {"strategy": "full", "seed": 0}]
+    (tmp_path / "forgetting.json").write_text(json.dumps({"meta": meta, "runs": runs}))
     with pytest.raises(ValueError, match="made with other settings"):
-        fb.earlier_runs(tmp_path / "forgetting.json", plan, args, "b", ["lora"])
+        fb.earlier_runs(tmp_path / "forgetting.json", {**meta, "domains": ["y"]}, [])
+    kept = fb.earlier_runs(tmp_path / "forgetting.json", meta, [("lora", 1)])       # run again: replaced
+    assert [(r["strategy"], r["seed"]) for r in kept] == [("lora", 0), ("full", 0)]
 
 
 def test_domains_must_differ_from_base():
     args = fb.parse_args(["--corpus", "default", "--domains", "docs", "--quick"])
     with pytest.raises(ValueError, match="other than the base"):
         fb.load_plan(args)
+
+
+def test_references_train_what_they_should(monkeypatch):
+    """expert: a fresh copy of the base per domain, `steps` on that domain alone; joint: one copy, every domain's text
+    together, steps x domains."""
+    calls = []
+
+    class Spy:
+        def __init__(self, model, tokenizer, config, controllers=()):
+            self.model, self.config = model, config
+            calls.append(("new", model, config.strategy))
+
+        def learn_from_text(self, text, domain, steps):
+            calls.append(("learn", domain, text, steps))
+            return {"steps": steps, "seconds": 0.0, "loss_before": 1.0, "loss_after": 0.5}
+
+    import minimac.learner
+    monkeypatch.setattr(minimac.learner, "ContinualLearner", Spy)
+    monkeypatch.setattr(fb.metrics, "bits_per_byte_of_text", lambda model, tok, text, *a: len(text) / 100)
+    plan = {"base": "base", "domains": ["a", "b"], "train": {"a": "aaa", "b": "bbb"},
+            "test": {"base": "x" * 100, "a": "y" * 200, "b": "z" * 300}}
+    models = iter(range(10))
+    fb.run_reference("expert", lambda: next(models), None, plan, steps=5, batch_size=4, seq_len=16, say=print)
+    assert calls == [("new", 0, "full"), ("learn", "a", "aaa", 5), ("new", 1, "full"), ("learn", "b", "bbb", 5)]
+    calls.clear()
+    joint = fb.run_reference("joint", lambda: next(models), None, plan, steps=5, batch_size=4, seq_len=16, say=print)
+    assert calls == [("new", 2, "full"), ("learn", "joint", "aaa\n\nbbb", 10)]
+    assert joint["final"] == {"a": 2.0, "b": 3.0, "base": 1.0}
 
 
 @pytest.mark.slow
@@ -178,7 +229,17 @@ def test_tiny_end_to_end(tmp_path):
             "train": {"a": texts["a"], "b": texts["b"]}, "test": {k: v[:200] for k, v in texts.items()}}
     runs = [fb.run_strategy(s, make_model, Tokenizer(), plan, steps=3, batch_size=4, seq_len=16, say=lambda m: None)
             for s in ("full", "lora+replay", "adapter-per-domain")]
-    fb.add_summaries(runs)
+    refs = [fb.run_reference(k, make_model, Tokenizer(), plan, steps=3, batch_size=4, seq_len=16, say=lambda m: None)
+            for k in ("expert", "joint")]
+    expert, joint = refs
+    assert set(expert["final"]) == {"a", "b"} and set(joint["final"]) == {"base", "a", "b"}
+    # the expert starts every domain from the base: its first domain equals full fine-tuning's first stage
+    assert expert["final"]["a"] == pytest.approx(runs[0]["R"][1][1], rel=1e-4)
+    assert [t["steps"] for t in expert["train"]] == [3, 3] and [t["steps"] for t in joint["train"]] == [6]
+    assert expert["base_bpb"]["a"] == pytest.approx(runs[0]["R"][0][1], rel=1e-5)
+    fb.add_summaries(runs + refs)
+    assert runs[0]["summary"]["gain_vs_expert"][0] == pytest.approx(1.0, rel=1e-3)
+    assert runs[2]["confusion"]["total"] >= 0 and runs[2]["params_per_domain_pct"] > 0
     for r in runs:
         R = np.array(r["R"])
         assert R.shape == (3, 4) and np.isfinite(R).all() and (R > 0).all()
@@ -193,8 +254,9 @@ def test_tiny_end_to_end(tmp_path):
     meta = {"command": "x", "machine": "y", "load_start": 0.0, "load_end": 0.0, "base": "base", "domains": ["a", "b"],
             "probes": ["probe"], "steps": 3, "batch_size": 4, "seq_len": 16, "tokens_per_stage": 192,
             "train_chars": 1, "eval_chars": 200, "base_folder": "toy", "wall_s": 1.0}
-    md = fb.markdown({"meta": meta, "runs": runs})
+    md = fb.markdown({"meta": meta, "runs": runs + refs})
     assert "| full |" in md and "### adapter-per-domain" in md and "Automatic routes" in md
+    assert "| expert | 1 |" in md and "| joint | 1 |" in md                    # beside every strategy's final bpb
     assert "Command: `x`" in md                                  # one command made every run
     runs[1]["command"] = "x --strategies lora+replay --append"
     md = fb.markdown({"meta": meta, "runs": runs})               # an appended run names its own command

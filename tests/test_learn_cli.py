@@ -74,7 +74,8 @@ def test_readout_shows_each_controllers_state(live):
     ctls = learn.build_controllers(learn.parse_args(["--neuro", "all"]).neuro, model)
     assert [c.name for c in ctls] == ["hippocampus", "autonomous_lr", "neuromod", "homeostasis", "sleep"]
     assert isinstance(ctls[3], Homeostasis) and ctls[3].model is model and isinstance(ctls[4], Sleep)
-    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16), controllers=ctls)
+    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16),
+                               controllers=ctls)
     learner.remember("The base text the model knew before. " * 4, domain="base")
     for k, loss in enumerate([5.0, 4.5]):                     # two steps' stats, as the learner hands them over
         stats = {"step": k + 1, "steps": 2, "global_step": k + 1, "loss": loss, "ewc": 0.0, "grad_norm": 1.0}

@@ -5,6 +5,7 @@ Models are tiny (d_model 32, one layer, the 257-id byte tokenizer) so the whole 
 embeddings and tied weights the logits of an untrained model stay within about +-0.6, too flat for any adapter to
 make one sentence likely, while a trained model's are not (this stands in for pretraining).
 """
+import itertools
 import json
 import math
 import re
@@ -436,3 +437,67 @@ def test_checkpoint_errors_name_the_file(streamed, saved, tmp_path):
     (copy(saved, tmp_path, "d") / "replay.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="replay.npz"):
         ContinualLearner.load_checkpoint(tmp_path / "d")
+
+
+# ---- the default recipe: schedule, early stopping, routing margin (minimac/learner/schedule.py, routing.py) -------
+def test_default_is_adapter_per_domain_and_old_checkpoints_keep_their_recipe():
+    from minimac.learn import parse_args
+    assert LearnerConfig().strategy == "adapter-per-domain" == parse_args([]).strategy
+    old = {k: v for k, v in LearnerConfig(strategy="lora").to_dict().items()
+           if k not in ("use_rslora", "loraplus_lr_ratio", "lr_schedule", "warmup_ratio", "route_margin")}
+    c = LearnerConfig.from_dict(old)        # saved before those fields existed: trained without them
+    assert (c.use_rslora, c.loraplus_lr_ratio, c.lr_schedule, c.warmup_ratio, c.route_margin) == \
+        (False, 1.0, "constant", 0.0, 0.0)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    from minimac.learner.schedule import lr_factor
+    f = [lr_factor(k, 20, "cosine", 0.1, 0.1) for k in range(20)]
+    assert f[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])                     # 2 warmup steps, then the peak
+    assert all(a >= b for a, b in itertools.pairwise(f[2:])) and f[-1] == pytest.approx(0.1)
+    assert lr_factor(10, 21, "linear", 0.0, 0.0) == pytest.approx(0.5)
+    assert {lr_factor(k, 20) for k in range(20)} == {1.0}                  # constant, no warmup
+
+
+def test_each_step_gets_the_scheduled_rate():
+    rates = []
+
+    class Spy(Controller):
+        def on_step(self, learner, stats):
+            rates.append((stats["lr"], stats["lr_now"]))
+
+    learner = make("lora", lr_schedule="linear", warmup_ratio=0.0, min_lr_ratio=0.0)
+    learner.controllers.append(Spy())
+    learner.learn_from_text(FACT, steps=5)
+    assert [r for r, _ in rates] == [1e-2] * 5                                # the base rate controllers steer
+    assert [n for _, n in rates] == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3, 0.0])
+
+
+def test_early_stopping_keeps_the_best_held_out_weights():
+    learner = make("lora", learning_rate=0.1, loraplus_lr_ratio=1.0, holdout_fraction=0.3, eval_every=2, patience=2,
+                   lr_schedule="constant")
+    text = CODE + PROSE + MATH
+    result = learner.learn_from_text(text, "mix", steps=30)
+    ids = learner.encode(text)
+    n = len(chunk_ids(ids, 16))
+    held = ids[(n - math.floor(n * 0.3)) * 16:]                  # the last 30% of the chunks: never trained on
+    assert result["examples"] == n - math.floor(n * 0.3) and result["steps"] <= 30
+    # the weights kept are the best checked: their held-out loss is the best one seen
+    assert result["best_step"] is not None and learner._loss_on(held) == pytest.approx(result["holdout_loss"], rel=1e-4)
+
+
+def test_router_margin_keeps_the_bare_base(per_domain):
+    from minimac.learner import routing
+    ids = per_domain.encode(CODE)
+    losses = routing.losses_by_route(per_domain, [ids])
+    gap = losses[None][0] - losses["code"][0]
+    assert gap > 0 and min(losses, key=lambda r: losses[r][0]) == "code"
+    old = per_domain.config.route_margin
+    try:
+        per_domain.config.route_margin = gap + 0.01                           # not clearly better: the bare base
+        assert per_domain.route(CODE) is None
+        per_domain.config.route_margin = max(gap - 0.01, 0.0)
+        assert per_domain.route(CODE) == "code"
+        assert routing.route_many(per_domain, [ids, per_domain.encode(MATH)]) == ["code", "math"]
+    finally:
+        per_domain.config.route_margin = old

@@ -21,7 +21,8 @@ def model():
 
 @pytest.fixture
 def learner(model):
-    return ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16, learning_rate=1e-3))
+    return ContinualLearner(model, Tokenizer(), LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16,
+                                                              learning_rate=1e-3))
 
 
 def stats(loss=5.0, grad_norm=1.0, ewc=0.0, step=1):

@@ -25,7 +25,7 @@ def model():
 
 @pytest.fixture
 def learner(model):
-    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16))
+    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16))
     rng = np.random.default_rng(0)
     for d, lo in (("prose", 97), ("code", 32)):      # two domains over different byte ranges (+1: the byte offset)
         learner.replay.add_many(Experience(rng.integers(lo + 1, lo + 27, 16), domain=d) for _ in range(10))
@@ -108,7 +108,7 @@ def test_off_keeps_the_default_draw(learner):
 
 
 def test_empty_memory_returns_none(model):
-    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16))
+    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16))
     assert Hippocampus().select_replay(learner, 2) is None
 
 

@@ -35,8 +35,8 @@ def test_all_controllers_on_a_real_learner():
     ctls = [Hippocampus(), AutonomousLR(), Neuromodulation(), Homeostasis(model),
             Sleep(SleepConfig(num_replay_cycles=2))]
     spy = Spy()
-    learner = ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16, min_steps=6,
-                                                                 fisher_samples=4), controllers=[*ctls, spy])
+    config = LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16, min_steps=6, fisher_samples=4)
+    learner = ContinualLearner(model, Tokenizer(), config, controllers=[*ctls, spy])
     learner.remember("The base text the model knew before. " * 4, domain="base")
     learner.learn_stream([("prose", "A short story about a cat and a hat. " * 3),
                           ("code", "def add(a, b):\n    return a + b\n" * 3)])
@@ -78,7 +78,7 @@ def test_an_interrupted_run_resumes_where_it_was(tmp_path):
 
     model = Transformer(ModelConfig(vocab_size=300, d_model=32, num_layers=1, num_query_heads=2, num_kv_heads=1,
                                     d_ff=64, max_seq_len=16))
-    config = LearnerConfig(batch_size=4, seq_len=16, min_steps=5, fisher_samples=4)
+    config = LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16, min_steps=5, fisher_samples=4)
     learner = ContinualLearner(model, Tokenizer(), config, controllers=build(model))
     learner.remember("The base text the model knew before. " * 4, domain="base")
     learner.learn_stream([("prose", "A short story about a cat and a hat. " * 3)])

@@ -32,7 +32,8 @@ def model():
 
 @pytest.fixture
 def learner(model):
-    return ContinualLearner(model, Tokenizer(), LearnerConfig(batch_size=4, seq_len=16, learning_rate=1e-3))
+    return ContinualLearner(model, Tokenizer(), LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16,
+                                                              learning_rate=1e-3))
 
 
 def feed(nm, learner, losses):

@@ -1,7 +1,7 @@
 """The continual learner: teach a pretrained model new text in seconds, domain after domain, and measure what it
 forgets. Lesson 11: the one orchestrator of lessons 07-10.
 
-    learner = ContinualLearner(model, tokenizer, LearnerConfig(strategy="lora+replay+ewc"))
+    learner = ContinualLearner(model, tokenizer, LearnerConfig())   # adapter-per-domain, the default
     learner.learn_from_text("The Zorbian capital is Quixville.", domain="facts")   # -> {loss_before, loss_after, ...}
     learner.learn_stream([("law", law_text), ("med", med_text)], eval_sets=tests)  # fills learner.r_matrix
     learner.generate("The Zorbian capital is")
@@ -12,14 +12,16 @@ One `learn_from_text` call, with every FIX from the seed audit:
     steps = the argument, or `epochs` passes over the chunks with at least min_steps       one call really learns
     each step: rows = new chunks (ALWAYS some) + replayed earlier chunks (per-domain balanced) + padding
                weighted CE (targets shifted ONCE) + EWC penalty; clip; AdamW on the trainable tensors only
-               (learner_step.StepTrainer: one TinyJit per adapter, fixed (B, T), lr and lambda as Tensors)
+               (step.StepTrainer: one TinyJit per adapter, fixed (B, T), lr and lambda as Tensors), the lr
+               warmed up and decayed within the call (schedule.py); optional early stopping on held-out chunks
                controllers' on_step: only they may change lr / replay ratio / EWC lambda (nothing does silently)
     a nan/inf loss, or nan/inf weights or loss after the LAST update (each step's loss comes before its update),
       puts the weights and optimizer state back as they were before the call, then raises: nothing non-finite is kept
     the new chunks join the replay buffer afterwards, so replay always draws from *earlier* text
 
-Leaves out: the pieces (lora, replay, ewc, metrics), batches (mixing.py), the jitted step (learner_step.py),
-routing / evaluation / generation (routing.py), files (checkpoint_io.py), the config (strategies.py), the CLI (learn.py).
+Leaves out: the pieces (lora, replay, ewc, metrics), batches (mixing.py), the jitted step (step.py), the lr
+schedule and early stopping (schedule.py), routing / evaluation / generation (routing.py), files (checkpoint.py),
+the config (strategies.py), the CLI (learn.py).
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ from minimac.learner import routing
 from minimac.learner.checkpoint import nonfinite
 from minimac.learner.hooks import Controller
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
-from minimac.learner.step import StepTrainer
+from minimac.learner.schedule import EarlyStopping
+from minimac.learner.step import StepTrainer, param_groups
 from minimac.learner.strategies import LearnerConfig
 from minimac.metrics import RMatrix, evaluate
 from minimac.replay import Experience, ReplayBuffer
@@ -91,8 +94,7 @@ class ContinualLearner:
 
     @property
     def lora_config(self) -> lora.LoRAConfig:
-        c = self.config
-        return lora.LoRAConfig(c.r, c.lora_alpha, c.lora_dropout, c.target_modules)
+        return self.config.lora_config
 
     @property
     def adapters(self) -> list[str]:
@@ -128,7 +130,7 @@ class ContinualLearner:
             lora.set_adapter(self.model, key)
         if key not in self._trainers:
             c = self.config
-            params = self.model.parameters() if key == FULL else lora.lora_parameters(self.model, key)
+            params = self.model.parameters() if key == FULL else param_groups(self.model, key, c.loraplus_lr_ratio)
             ewc = EWC(self.ewc_lambda, c.mode, c.decay_factor) if c.uses_ewc else None
             self._trainers[key] = StepTrainer(self.model, params, self.learning_rate, c.weight_decay,
                                               c.max_grad_norm, ewc)
@@ -168,7 +170,9 @@ class ContinualLearner:
         ids = self.encode(text)
         Experience(ids, importance, domain)  # checks importance (finite, >= 0) before anything changes
         cfg, t0 = self.config, time.perf_counter()
-        chunks = chunk_ids(ids, cfg.seq_len)
+        all_chunks = chunk_ids(ids, cfg.seq_len)
+        n_held = math.floor(len(all_chunks) * cfg.holdout_fraction) if len(all_chunks) > 1 else 0
+        chunks, held_ids = all_chunks[:len(all_chunks) - n_held], ids[(len(all_chunks) - n_held) * cfg.seq_len:]
         trainer = self._trainer_for(domain)
         if domain not in self.domains:
             self.domains.append(domain)
@@ -182,6 +186,7 @@ class ContinualLearner:
                               "epochs= to choose", stacklevel=2)
         schedule = new_chunk_schedule(len(chunks), new_rows, steps, self.rng)
         loss_before, saved = self._loss_on(ids), trainer.snapshot()
+        stopper = EarlyStopping(self, trainer, held_ids if n_held else None, steps)
         losses, seen, step_t0 = [], 0, time.perf_counter()
         for k, rows in enumerate(schedule):
             # a controller may have changed the ratio; the new chunks keep their rows, replay gets the rest
@@ -189,7 +194,8 @@ class ContinualLearner:
             replayed = self._replay_rows(n_replay, [chunks[i] for i in rows])   # the new chunks: a selector's cue
             x, y, w = mixed_batch([chunks[i] for i in rows], [e.input_ids for e in replayed], cfg.batch_size,
                                   cfg.seq_len, self.replay_ratio)
-            task, penalty, norm = trainer.step(x, y, w, self.learning_rate)
+            lr = self.learning_rate * cfg.lr_factor(k, steps)
+            task, penalty, norm = trainer.step(x, y, w, lr)
             if not all(math.isfinite(v) for v in (task, penalty, norm)):
                 self._undo(trainer, saved, k, f"loss became {task} (EWC penalty {penalty}, grad norm {norm}) at step "
                                               f"{k + 1}/{steps}", domain)
@@ -198,19 +204,23 @@ class ContinualLearner:
             seen += int((y != -1).sum())
             elapsed = time.perf_counter() - step_t0
             stats = {"step": k + 1, "steps": steps, "global_step": self.step_count, "loss": task, "ewc": penalty,
-                     "grad_norm": norm, "lr": self.learning_rate, "replay_ratio": self.replay_ratio,
+                     "grad_norm": norm, "lr": self.learning_rate, "lr_now": lr, "replay_ratio": self.replay_ratio,
                      "replay_rows": len(replayed), "domain": domain, "tokens": seen,
                      "tokens_per_s": seen / max(elapsed, 1e-9), "eta_s": elapsed / (k + 1) * (steps - k - 1)}
             for c in self.controllers:
                 c.on_step(self, stats)
+            if stopper.check(k + 1):
+                break
+        stopper.finish(len(losses))   # early stopping: back to the weights that did best on the held-out slice
         # the losses above were each computed BEFORE their update: the last update is checked here, weights and loss
         loss_after = self._loss_on(ids)
         if not math.isfinite(loss_after) or nonfinite(trainer.snapshot()):
-            self._undo(trainer, saved, steps, f"the last update (step {steps}/{steps}) made the weights or the loss "
-                                              f"non-finite (loss after it: {loss_after})", domain)
-        self._store(domain, chunks, importance)
+            self._undo(trainer, saved, len(losses), f"the last update (step {len(losses)}/{steps}) made the weights or "
+                                                    f"the loss non-finite (loss after it: {loss_after})", domain)
+        self._store(domain, all_chunks, importance)
         result = {"domain": domain, "adapter": lora.active_adapter(self.model) if cfg.uses_lora else None,
-                  "steps": steps, "examples": len(chunks), "tokens": len(ids) - 1, "trained_tokens": seen,
+                  "steps": len(losses), "planned_steps": steps, "best_step": stopper.best_step,
+                  "holdout_loss": stopper.best, "examples": len(chunks), "tokens": len(ids) - 1, "trained_tokens": seen,
                   "loss_before": loss_before, "loss_after": loss_after, "first_step_loss": losses[0],
                   "last_step_loss": losses[-1], "seconds": time.perf_counter() - t0,
                   "step_seconds": time.perf_counter() - step_t0}
@@ -338,6 +348,9 @@ class ContinualLearner:
     def save_checkpoint(self, directory: str) -> None:
         """Everything, atomically (see minimac/learner/checkpoint.py)."""
         from minimac.learner.checkpoint import save_learner
+        if self.config.modules_to_save:  # the checkpoint's base model and trainer state would hold an adapter's copies
+            raise ValueError("save_checkpoint does not handle adapters with modules_to_save yet; save each adapter "
+                             "with minimac.lora.save_adapter(learner.model, DIR, name) instead (nothing was written)")
         save_learner(self, directory)
 
     @classmethod

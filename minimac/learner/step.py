@@ -4,6 +4,7 @@
           + ewc_lambda / 2 * sum F (theta - theta*)^2          (minimac/ewc.py; zero before the first consolidation)
     grads = loss.gradient(*trainable)         only the trainable tensors: LoRA A/B of one adapter, or every weight
     clip the global norm, AdamW step          all inside one TinyJit: fixed (B, T), lr and lambda are Tensors
+                                              (one AdamW per parameter group: LoRA+ gives B a larger lr than A)
 
 A `StepTrainer` exists per adapter (or one for the whole model under strategy "full"), since TinyJit freezes the
 Python-level choice of adapter. It also keeps the squared gradients of the last step, which is how the learner
@@ -20,24 +21,53 @@ from typing import Any
 
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
-from tinygrad.nn.optim import AdamW
+from tinygrad.nn.optim import AdamW, OptimizerGroup
 
+from minimac import lora, lora_variants
 from minimac.device_inputs import DeviceInputs, write_into
 from minimac.ewc import EWC, normalize_fisher
 from minimac.ops import cross_entropy
 from minimac.train import optimizer_step
 
 
-class StepTrainer:
-    """AdamW, EWC and one jitted step for `params` of `model`. `step(x, y, w)` -> (task loss, penalty, grad norm)."""
+def param_groups(model: Any, adapter_name: str,
+                 loraplus_lr_ratio: float = 1.0) -> list[tuple[list[Tensor], float, float]]:
+    """[(tensors, lr multiplier, weight-decay multiplier)] for one adapter's optimizer (minimac/learner/step.py):
+    A and B at 1 (in lora.adapter_state_dict's order), or with LoRA+ A at 1 and B at the ratio; then its saved
+    modules at lr 1 without weight decay (decay would pull an RMSNorm gain towards 0, not towards its base value).
 
-    def __init__(self, model: Any, params: list[Tensor], lr: float, weight_decay: float, max_grad_norm: float,
+    >>> [(len(ts), k, wd) for ts, k, wd in param_groups(model, "law", 16)]      # doctest: +SKIP
+    [(28, 1.0, 1.0), (28, 16.0, 1.0), (9, 1.0, 0.0)]     # 4 layers x 7 projections; 9 RMSNorm gains
+    """
+    state, saved = lora.adapter_state_dict(model, adapter_name), lora_variants.saved_state_dict(model, adapter_name)
+    pairs = [(k, t) for k, t in state.items() if k not in saved]
+    if loraplus_lr_ratio == 1:
+        groups = [([t for _, t in pairs], 1.0, 1.0)]
+    else:
+        groups = [([t for k, t in pairs if ".lora_B." not in k], 1.0, 1.0),
+                  ([t for k, t in pairs if ".lora_B." in k], float(loraplus_lr_ratio), 1.0)]
+    return groups + ([(list(saved.values()), 1.0, 0.0)] if saved else [])
+
+
+class StepTrainer:
+    """AdamW, EWC and one jitted step for `params` of `model`. `step(x, y, w)` -> (task loss, penalty, grad norm).
+
+    `params` is a list of tensors, or of groups (tensors, lr multiplier, weight-decay multiplier): one AdamW each,
+    its lr the step's lr times the multiplier (param_groups: LoRA+'s A at 1, B at the ratio).
+    """
+
+    def __init__(self, model: Any, params: list, lr: float, weight_decay: float, max_grad_norm: float,
                  ewc: EWC | None = None):
-        self.model, self.params, self.max_grad_norm, self.ewc = model, params, max_grad_norm, ewc
-        self.opt = AdamW(params, lr=lr, weight_decay=weight_decay)
+        groups = params if params and isinstance(params[0], tuple) else [(params, 1.0, 1.0)]
+        self.model, self.max_grad_norm, self.ewc = model, max_grad_norm, ewc
+        self.params = [p for tensors, _, _ in groups for p in tensors]
+        self.lr_scales = [float(k) for _, k, _ in groups]
+        self.opts = [AdamW(list(ts), lr=lr * k, weight_decay=weight_decay * wd) for ts, k, wd in groups]
+        self.opt = self.opts[0]
+        self.opt_group = OptimizerGroup(*self.opts)
         # squared gradients of the last step (before clipping): the Fisher's raw material. Buffers, not parameters.
         self.grad_sq = [Tensor.zeros(*p.shape, dtype=dtypes.float32).contiguous().is_param_(False).realize()
-                        for p in params] if ewc is not None else []
+                        for p in self.params] if ewc is not None else []
         self.jit = TinyJit(self._step)
         self._inputs = DeviceInputs()
         self._lr: float | None = None  # the value in opt.lr's buffer, once set_lr has written it
@@ -50,7 +80,7 @@ class StepTrainer:
             grads = (task + penalty).gradient(*self.params)
             for buf, g in zip(self.grad_sq, grads):
                 buf.assign(g.float().square())
-            norm, updates = optimizer_step(self.opt, self.params, grads, self.max_grad_norm)
+            norm, updates = optimizer_step(self.opt_group, self.params, grads, self.max_grad_norm)
             stats = Tensor.stack(task.float(), penalty.float(), norm)    # (3,): one host sync per step
             Tensor.realize(stats, *updates, *self.grad_sq)
         return stats
@@ -59,7 +89,8 @@ class StepTrainer:
         """Written into the optimizer's lr buffer: a replayed TinyJit reads the buffer (a Python float would be frozen
         at capture). Skipped when the value has not changed."""
         if lr != self._lr:
-            write_into(self.opt.lr.realize(), np.array([lr]))
+            for opt, k in zip(self.opts, self.lr_scales):
+                write_into(opt.lr.realize(), np.array([lr * k]))
             self._lr = lr
 
     def step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> tuple[float, float, float]:
@@ -69,8 +100,10 @@ class StepTrainer:
 
     # ---- the state a step changes: for the nan guard and for checkpoints ----
     def state(self) -> list[Tensor]:
-        """The trainable tensors, then AdamW's moments and bias-correction powers."""
-        return [*self.params, *self.opt.m, *self.opt.v, self.opt.b1_t, self.opt.b2_t]
+        """The trainable tensors, then AdamW's moments and bias-correction powers (group after group)."""
+        opts = self.opts
+        return [*self.params, *[m for o in opts for m in o.m], *[v for o in opts for v in o.v],
+                *[o.b1_t for o in opts], *[o.b2_t for o in opts]]
 
     def snapshot(self) -> list[np.ndarray]:
         return [t.numpy().copy() for t in self.state()]
