@@ -101,7 +101,7 @@ class LoRALinear:
     def add_adapter(self, name: str, config: LoRAConfig) -> None:
         self.configs[name] = config
         if config.init_lora_weights == "pissa":
-                return lora_variants.pissa_init(self, name, config)
+            return lora_variants.pissa_init(self, name, config)
         bound = 1 / math.sqrt(self.in_features)  # kaiming_uniform_(a=sqrt(5)) on (r, in), as PEFT and the seed
         self.lora_A[name] = Tensor.uniform(config.r, self.in_features, low=-bound, high=bound).contiguous().realize()
         self.lora_B[name] = Tensor.zeros(self.out_features, config.r).contiguous().realize()
