@@ -441,8 +441,8 @@ def test_checkpoint_errors_name_the_file(streamed, saved, tmp_path):
 
 # ---- the default recipe: schedule, early stopping, routing margin (minimac/learner/schedule.py, routing.py) -------
 def test_default_is_adapter_per_domain_and_old_checkpoints_keep_their_recipe():
-    from minimac.learn import parse_args
-    assert LearnerConfig().strategy == "adapter-per-domain" == parse_args([]).strategy
+    from minimac.learn import DEFAULTS
+    assert LearnerConfig().strategy == "adapter-per-domain" == DEFAULTS["strategy"]
     old = {k: v for k, v in LearnerConfig(strategy="lora").to_dict().items()
            if k not in ("use_rslora", "loraplus_lr_ratio", "lr_schedule", "warmup_ratio", "route_margin")}
     c = LearnerConfig.from_dict(old)        # saved before those fields existed: trained without them

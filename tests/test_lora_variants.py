@@ -5,7 +5,7 @@ import pytest
 from tinygrad import Context, Tensor, nn
 from tinygrad.nn.optim import AdamW
 
-from minimac import lora
+from minimac import lora, lora_files
 from minimac.learner.step import param_groups
 from minimac.lora import LoRAConfig, LoRALinear
 from minimac.lora_variants import base_values, saved_paths
@@ -95,10 +95,10 @@ def test_saved_norms_follow_the_adapter_that_runs(tiny, tmp_path):
     assert all(np.array_equal(v, trained[p]) for p, v in norms(model).items())
     np.testing.assert_allclose(model(tokens).numpy(), a_out, rtol=1e-5, atol=1e-5)
     assert all(np.array_equal(t.numpy(), base_norms[p]) for p, t in base_values(model).items())
-    lora.save_adapter(model, tmp_path / "a", "a")                                # files carry the copies
+    lora_files.save_adapter(model, tmp_path / "a", "a")                                # files carry the copies
     lora.delete_adapter(model, "a")                                              # the model gets the base back
     assert all(np.array_equal(v, base_norms[p]) for p, v in norms(model).items())
-    assert lora.load_adapter(model, tmp_path / "a") == "a"
+    assert lora_files.load_adapter(model, tmp_path / "a") == "a"
     lora.set_adapter(model, "a")
     np.testing.assert_allclose(model(tokens).numpy(), a_out, rtol=1e-5, atol=1e-5)
 
@@ -110,8 +110,8 @@ def test_pissa_adapter_file_round_trip(tiny, tmp_path):
     for layer in lora.lora_layers(model).values():                               # as if trained
         layer.lora_B["p"].assign(layer.lora_B["p"] * 1.2).realize()
     out = model(tokens).numpy()
-    lora.save_adapter(model, tmp_path / "p", "p")
+    lora_files.save_adapter(model, tmp_path / "p", "p")
     lora.delete_adapter(model, "p")
-    lora.load_adapter(model, tmp_path / "p")                                    # A0, B0 recomputed from W
+    lora_files.load_adapter(model, tmp_path / "p")                                    # A0, B0 recomputed from W
     lora.set_adapter(model, "p")
     np.testing.assert_allclose(model(tokens).numpy(), out, rtol=1e-4, atol=1e-4)

@@ -28,7 +28,8 @@ NOTES = "Zorbia's capital is Quixville. Quixville sits on the river Plim. " * 3
 
 def tiny_learner(d_model: int = 32) -> ContinualLearner:
     Tensor.manual_seed(0)
-    config = LearnerConfig(batch_size=4, seq_len=16, min_steps=2, fisher_samples=4, target_modules=("q_proj", "v_proj"))
+    config = LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16, min_steps=2, fisher_samples=4,
+                           target_modules=("q_proj", "v_proj"))   # one shared adapter with replay: the resume rules below
     return ContinualLearner(Transformer(ModelConfig(**{**TINY, "d_model": d_model})), Tokenizer(), config)
 
 
@@ -171,7 +172,8 @@ def test_resume_applies_lr_and_replay_ratio_and_says_what_it_keeps(ckpt):
     assert learner.learning_rate == 1e-3 and learner.config.lr == 1e-3 and learner.replay_ratio == 0.25
     assert lines[0] == f"resumed {ckpt}: it has learned docs, notes"
     assert lines[1] == "  kept from the checkpoint: strategy lora+replay+ewc, base model d_model 32 x 1 layers, seed 0"
-    assert lines[2] == "  from the flags: lr 0.001 (was 0.005), replay ratio 0.25 (was 0.5)"
+    was = LearnerConfig(strategy="lora+replay+ewc").lr
+    assert lines[2] == f"  from the flags: lr 0.001 (was {was:g}), replay ratio 0.25 (was 0.5)"
 
 
 # ---- 5. a user's own text: all of it, a bounded evaluation, every learned domain evaluated ---------------------------
@@ -292,6 +294,7 @@ def test_trainer_state_of_another_model_size_is_named_at_load(ckpt, tmp_path):
     other._trainer_for("notes")
     other.save_checkpoint(tmp_path / "bigger")
     shutil.copy(tmp_path / "bigger" / "trainers.npz", ckpt / "trainers.npz")
-    with pytest.raises(ValueError, match=r"trainers.npz' does not fit this model: trainer 'default' .*first mismatch "
-                                         r"at #0 \(\(8, 64\) vs \(8, 32\)\); was it saved with another preset"):
+    r = LearnerConfig().r
+    with pytest.raises(ValueError, match=rf"trainers.npz' does not fit this model: trainer 'default' .*first mismatch "
+                                         rf"at #0 \(\({r}, 64\) vs \({r}, 32\)\); was it saved with another preset"):
         ContinualLearner.load_checkpoint(ckpt)

@@ -350,7 +350,7 @@ class ContinualLearner:
         from minimac.learner.checkpoint import save_learner
         if self.config.modules_to_save:  # the checkpoint's base model and trainer state would hold an adapter's copies
             raise ValueError("save_checkpoint does not handle adapters with modules_to_save yet; save each adapter "
-                             "with minimac.lora.save_adapter(learner.model, DIR, name) instead (nothing was written)")
+                             "with minimac.lora_files.save_adapter(learner.model, DIR, name) instead (nothing was written)")
         save_learner(self, directory)
 
     @classmethod
