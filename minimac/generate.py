@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,17 +165,6 @@ def generate(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature
 
 
 # ---- command line -------------------------------------------------------------------------------------------------
-def _load_model(directory: Path) -> Any:
-    from minimac.checkpoint import load
-    return load(directory)
-
-
-# Extension point: (marker file, loader) pairs tried in order; the first marker present in the checkpoint dir wins.
-# A learner/LoRA checkpoint adds its own entry in front, e.g. MODEL_LOADERS.insert(0, ("adapter_config.json", fn)),
-# where fn(dir) returns a model with the Transformer call signature (a Transformer with adapters injected).
-MODEL_LOADERS: list[tuple[str, Callable[[Path], Any]]] = [("model.safetensors", _load_model)]
-
-
 def load_for_generation(directory: str | Path, tokenizer_dir: str | Path | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) from a checkpoint dir; the tokenizer from `tokenizer_dir`, else DIR/tokenizer/."""
     d = Path(directory)
@@ -185,12 +174,10 @@ def load_for_generation(directory: str | Path, tokenizer_dir: str | Path | None 
         d = previous
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory '{d}' does not exist")
-    for marker, loader in MODEL_LOADERS:
-        if (d / marker).exists():
-            model = loader(d)
-            break
-    else:
-        raise FileNotFoundError(f"'{d}' holds no checkpoint (looked for {', '.join(m for m, _ in MODEL_LOADERS)})")
+    if not (d / "model.safetensors").exists():   # a learner's checkpoint writes one too: its adapter merged in
+        raise FileNotFoundError(f"'{d}' holds no checkpoint (looked for model.safetensors)")
+    from minimac.checkpoint import load
+    model = load(d)
     from minimac.tokenizer import Tokenizer  # lazy: only the CLI needs it
     tok_dir = Path(tokenizer_dir) if tokenizer_dir is not None else d / "tokenizer"
     if not tok_dir.is_dir():
