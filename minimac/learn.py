@@ -43,6 +43,7 @@ from minimac.learn_plan import (
     evaluating,
     load_plan,
     measure_step,
+    slowdown,
     stream_items,
 )
 from minimac.learn_rules import DOMAIN_NAME, check_save, interrupted, resume_settings, save_folder
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     step_s = measure_step(learner)
     if timings or step_s:
         rest = estimate(timings, setup_s, step_s, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1),
-                        2 * len(domains) * DEMO["new_tokens"])
+                        2 * len(domains) * DEMO["new_tokens"], 1.0 if step_s else slowdown(timings))
         how = f"{step_s:.2f}s per step, measured now" if step_s else "the base's measured step time"
         console.print(f"from {how}, this run should take about {fmt_seconds(time.perf_counter() - wall + rest)} in "
                       "all")
