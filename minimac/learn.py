@@ -195,7 +195,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
             folder, built = _base_folder(spec, plan, r, cached_base, log)
-        timings = {} if built else read_timings(folder)
+        timings = read_timings(folder)
         # LoRA on q and v only (the LoRA paper's choice): on a 2-core CPU all seven targets compile ~1.7x longer
         # and step ~1.4x slower for about the same gain on this demo (measured on nano)
         config = LearnerConfig(strategy=args.strategy or DEFAULTS["strategy"], learning_rate=args.lr,
