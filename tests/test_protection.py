@@ -28,8 +28,8 @@ NOTES = "Zorbia's capital is Quixville. Quixville sits on the river Plim. " * 3
 
 def tiny_learner(d_model: int = 32) -> ContinualLearner:
     Tensor.manual_seed(0)
-    config = LearnerConfig(strategy="lora+replay+ewc", batch_size=4, seq_len=16, min_steps=2, fisher_samples=4,
-                           target_modules=("q_proj", "v_proj"))   # one shared adapter with replay: the resume rules below
+    config = LearnerConfig(strategy="lora+replay+ewc", r=8, batch_size=4, seq_len=16, min_steps=2, fisher_samples=4,
+                           target_modules=("q_proj", "v_proj"))
     return ContinualLearner(Transformer(ModelConfig(**{**TINY, "d_model": d_model})), Tokenizer(), config)
 
 
@@ -168,12 +168,12 @@ def test_resume_applies_lr_and_replay_ratio_and_says_what_it_keeps(ckpt):
     learner = ContinualLearner.load_checkpoint(ckpt)
     args = learn.parse_args(["--resume", str(ckpt), "--lr", "1e-3", "--replay-ratio", "0.25", "--strategy",
                              "lora+replay+ewc", "--seed", "0"])          # the checkpoint's own values are fine
+    was = learner.config.lr
     lines = learn_rules.resume_settings(args, learner)
     assert learner.learning_rate == 1e-3 and learner.config.lr == 1e-3 and learner.replay_ratio == 0.25
     assert lines[0] == f"resumed {ckpt}: it has learned docs, notes"
     assert lines[1] == "  kept from the checkpoint: strategy lora+replay+ewc, base model d_model 32 x 1 layers, seed 0"
-    was = LearnerConfig(strategy="lora+replay+ewc").lr
-    assert lines[2] == f"  from the flags: lr 0.001 (was {was:g}), replay ratio 0.25 (was 0.5)"
+    assert lines[2] == f"  from the flags: lr 0.001 (was {was:.3g}), replay ratio 0.25 (was 0.5)"
 
 
 # ---- 5. a user's own text: all of it, a bounded evaluation, every learned domain evaluated ---------------------------
@@ -294,7 +294,6 @@ def test_trainer_state_of_another_model_size_is_named_at_load(ckpt, tmp_path):
     other._trainer_for("notes")
     other.save_checkpoint(tmp_path / "bigger")
     shutil.copy(tmp_path / "bigger" / "trainers.npz", ckpt / "trainers.npz")
-    r = LearnerConfig().r
-    with pytest.raises(ValueError, match=rf"trainers.npz' does not fit this model: trainer 'default' .*first mismatch "
-                                         rf"at #0 \(\({r}, 64\) vs \({r}, 32\)\); was it saved with another preset"):
+    with pytest.raises(ValueError, match=r"trainers.npz' does not fit this model: trainer 'default' .*first mismatch "
+                                         r"at #0 \(\(8, 64\) vs \(8, 32\)\); was it saved with another preset"):
         ContinualLearner.load_checkpoint(ckpt)

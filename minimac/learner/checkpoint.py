@@ -263,9 +263,10 @@ def _check_trainer_shapes(d: Path, learner: Any) -> None:
         if learner.config.uses_lora and key not in learner.adapters:
             raise ValueError(f"'{d / TRAINERS}' has state for trainer {key!r}, but the checkpoint has no such adapter "
                              f"(adapters: {learner.adapters})")
-        lora_key = learner.config.uses_lora   # else the one trainer of the "full" strategies: every weight
-        groups = param_groups(learner.model, key, learner.config.loraplus_lr_ratio) if lora_key else None
-        params = [p for ts, _, _ in groups for p in ts] if lora_key else learner.model.parameters()  # step's order
+        if learner.config.uses_lora:   # the tensors of the adapter's trainer, in its order (LoRA+ groups)
+            params = [t for ts, _, _ in param_groups(learner.model, key, learner.config.loraplus_lr_ratio) for t in ts]
+        else:                          # the one trainer of the "full" strategies: every weight
+            params = learner.model.parameters()
         want = [tuple(p.shape) for p in params] * 3
         got = [tuple(arrays[k].shape) for k in sorted(k for k in arrays if k.startswith("opt."))][:len(want)]
         if got != want:
