@@ -23,7 +23,7 @@ RANDOM = [RNG.uniform(0.5, 4.0, (n, n + 1)) for n in (2, 3, 5)]   # one probe co
 @pytest.fixture(scope="module")
 def runs():
     data = json.loads(RESULTS.read_text())
-    return {r["strategy"]: r for r in data["runs"]}, data["meta"]
+    return {r["strategy"]: r for r in data["runs"] if "R" in r}, data["meta"]   # the references have no R matrix
 
 
 def test_stage1_relative_forgetting(ex):
