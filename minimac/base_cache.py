@@ -13,8 +13,7 @@ learning. `cached_base` returns the folder of one, building it on the first call
 
 The folder is $MINIMAC_CACHE/base-<preset>-<hash> (default ~/.cache/minimac), where the hash covers every setting
 and the text itself, and holds `tokenizer/`, `model.safetensors` + `config.json` (minimac.checkpoint) and
-`timings.json` (the measured compile and step times, and a speed probe of the moment, used to estimate how long
-later runs take).
+`timings.json` (the measured compile and step times, used to estimate how long later runs take).
 Leaves out: the learning that follows (minimac/learn.py), long pretraining runs (python -m minimac.pretrain).
 """
 from __future__ import annotations
@@ -80,18 +79,6 @@ def read_timings(folder: Path) -> dict:
         return {}
 
 
-def speed_probe() -> float:
-    """Seconds for a fixed piece of host work (sorting 500,000 numbers; the median of 7): how fast this machine is
-    right now. Its ratio to the probe stored with a base's timings scales them to the moment (a shared CPU may be
-    busier now than when the base was built): minimac/learn_plan.py's estimate."""
-    numbers, times = np.random.default_rng(0).random(500_000), []
-    for _ in range(7):
-        start = time.perf_counter()
-        np.sort(numbers)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def find_timings(model_config) -> dict:
     """The timings of a cached base with this model config (a resumed learner's base: its step time on this machine),
     or {} if the cache has none."""
@@ -120,7 +107,7 @@ def cached_base(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]
 
 def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], out: Path,
            say: Callable[[str], None], log: Callable[[dict], None] | None) -> None:
-    t0, probe = time.perf_counter(), speed_probe()
+    t0 = time.perf_counter()
     tokenizer = Tokenizer().train(tokenizer_text(base_docs, later_docs), spec.vocab_size, verbose=False)
     tokenizer.save(out / "tokenizer")
     ids = encode_documents(base_docs, tokenizer)
@@ -155,8 +142,7 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
     steady = np.diff(stamps[2:]) if len(stamps) > 3 else np.diff([start, *stamps])
     timings = {"first_steps_s": stamps[1] - start if len(stamps) > 1 else stamps[-1] - start,
                "pretrain_step_s": float(np.median(steady)), "pretrain_s": time.perf_counter() - start,
-               "build_s": time.perf_counter() - t0, "final_loss": trainer.history[-1]["loss"],
-               "probe_s": (probe + speed_probe()) / 2}   # the machine's speed while it was timed (see speed_probe)
+               "build_s": time.perf_counter() - t0, "final_loss": trainer.history[-1]["loss"]}
     (out / TIMINGS).write_text(json.dumps(timings, indent=2))
     say(f"base model: {trainer.step} steps, loss {timings['final_loss']:.3f}, {timings['build_s']:.0f}s")
 

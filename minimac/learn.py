@@ -43,7 +43,6 @@ from minimac.learn_plan import (
     evaluating,
     load_plan,
     measure_step,
-    slowdown,
     stream_items,
 )
 from minimac.learn_rules import DOMAIN_NAME, check_save, interrupted, resume_settings, save_folder
@@ -190,11 +189,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                  max(0.0, spec.base_seconds - (stamps[3] - stamps[1])))
                     rest = base_rest + estimate({"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
                                                 None, None, len(stream), stage_guess,
-                                                len(domains) * (len(stream) + 1), 2 * len(domains) * DEMO["new_tokens"])
+                                                len(domains) * (len(stream) + 1), 2 * len(domains) * DEMO["new_tokens"],
+                                                (args.strategy or DEFAULTS["strategy"]) == "adapter-per-domain")
                     r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
-            folder, built = _base_folder(spec, plan, r, cached_base, log)
+            folder, _ = _base_folder(spec, plan, r, cached_base, log)
         timings = read_timings(folder)
         # LoRA on q and v only (the LoRA paper's choice): on a 2-core CPU all seven targets compile ~1.7x longer
         # and step ~1.4x slower for about the same gain on this demo (measured on nano)
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     step_s = measure_step(learner)
     if timings or step_s:
         rest = estimate(timings, setup_s, step_s, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1),
-                        2 * len(domains) * DEMO["new_tokens"], 1.0 if step_s else slowdown(timings))
+                        2 * len(domains) * DEMO["new_tokens"], learner.config.per_domain)
         how = f"{step_s:.2f}s per step, measured now" if step_s else "the base's measured step time"
         console.print(f"from {how}, this run should take about {fmt_seconds(time.perf_counter() - wall + rest)} in "
                       "all")

@@ -166,23 +166,18 @@ def measure_step(learner) -> float | None:
 
 
 def estimate(t: dict, setup_s: float | None, step_s: float | None, stages: int, steps: int, evals: int,
-             tokens: int, speed: float = 1.0) -> float:
+             tokens: int, per_domain: bool) -> float:
     """Seconds for what is left of the run.
 
     From this run: `setup_s`, the setup that compiled the training step (the base's EWC Fisher), and `step_s`, one
     step timed now (measure_step); else (None) from the cached base's timings (base_cache: its compile time and
-    pretraining step, of which a LoRA step is ~0.6), times `speed` (base_cache.speed_probe now / then: how much
-    slower the machine is now than when the base was built). Measured on a 2-core CPU with nano: generation before
-    learning and the first evaluation compile ~0.9 of the step's compile; a set evaluated ~1.5 steps; a generated
-    token ~0.15 of a step; each stage's Fisher and sleep ~3 steps; saving and the rest ~3 s.
+    pretraining step, of which a LoRA step is ~0.6), which assume the machine is as busy as when the base was built.
+    Measured on a 2-core CPU with nano: generation before learning and the first evaluation compile ~0.9 of the
+    step's compile, and generation after learning ~0.35 more under adapter-per-domain (a new adapter: new kernels);
+    a set evaluated ~1.5 steps; a generated token ~0.15 of a step; each stage's Fisher and sleep ~3 steps; saving
+    and the rest ~3 s.
     """
-    compile_s = setup_s or t.get("first_steps_s", 60.0) * speed
-    step_s = step_s or 0.6 * t.get("pretrain_step_s", 1.0) * speed
-    return ((0.0 if setup_s else compile_s) + 0.9 * compile_s + stages * (steps + 3) * step_s + evals * 1.5 * step_s
-            + tokens * 0.15 * step_s + 3.0)
-
-
-def slowdown(t: dict) -> float:
-    """How much slower the machine is now than when the base's timings were taken (1.0 if they have no probe)."""
-    from minimac.base_cache import speed_probe
-    return min(max(speed_probe() / t["probe_s"], 0.3), 10.0) if t.get("probe_s") else 1.0
+    compile_s = setup_s or t.get("first_steps_s", 60.0)
+    step_s = step_s or 0.6 * t.get("pretrain_step_s", 1.0)
+    return ((0.0 if setup_s else compile_s) + (1.25 if per_domain else 0.9) * compile_s + stages * (steps + 3) * step_s
+            + evals * 1.5 * step_s + tokens * 0.15 * step_s + 3.0)

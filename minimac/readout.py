@@ -16,6 +16,8 @@ Leaves out: computing any of the numbers (minimac/learner/learner.py and minimac
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 
 import numpy as np
 from rich.console import Console, Group
@@ -112,6 +114,7 @@ class Readout:
         self.live, self.every = live, max(1, int(every))
         self.console = console or Console()
         self.header, self.progress, self.table = Text(""), Text(""), None
+        self._stamps: deque[tuple[int, float]] = deque(maxlen=20)   # (step, time) of the stage's last steps
         self.controllers: dict[str, dict[str, float]] = {}
         self._live: Live | None = None
 
@@ -143,6 +146,7 @@ class Readout:
         self.console.print(text, highlight=False)
 
     def stage(self, domain: str, index: int, total: int, steps: int) -> None:
+        self._stamps.clear()
         self.header = Text.assemble(("stage ", "bold"), (f"{index}/{total}", "bold cyan"), "  learning ",
                                     (domain, "bold magenta"), f"  ({steps} steps)")
         self.progress = Text("")
@@ -151,11 +155,20 @@ class Readout:
         else:
             self.message(f"stage {index}/{total}: learning {domain} ({steps} steps)")
 
+    def eta(self, s: dict) -> float:
+        """Seconds left in the stage, from the pace of its recent steps; the stage's first step, which carries the
+        compile, is left out (s["eta_s"] until there are two steps after it)."""
+        self._stamps.append((s.get("step", 0), time.perf_counter()))
+        (k0, t0), (k1, t1) = self._stamps[1 if len(self._stamps) > 2 else 0], self._stamps[-1]
+        if len(self._stamps) < 3 or k1 <= k0 or not isinstance(s.get("steps"), int):
+            return s.get("eta_s", math.nan)
+        return (s["steps"] - k1) * (t1 - t0) / (k1 - k0)
+
     def step(self, s: dict) -> None:
         """s: step, steps, loss, lr, tokens_per_s, eta_s (missing keys are skipped)."""
         line = (f"step {s.get('step', 0)}/{s.get('steps', '?')}  loss {s.get('loss', math.nan):.3f}  "
                 f"lr {s.get('lr', math.nan):.2e}  {s.get('tokens_per_s', 0.0):,.0f} tok/s  "
-                f"ETA {fmt_seconds(s.get('eta_s', math.nan))}")
+                f"ETA {fmt_seconds(self.eta(s))}")
         if self.live:
             self.progress = Text(line)
             self._refresh()

@@ -195,3 +195,23 @@ def test_readout_shows_progress_and_colours_forgetting(live):
     assert [forgetting_style(p) for p in (0.5, 5.0, 15.0)] == ["green", "yellow", "red"]
     if live:
         assert "+0.300 (15.0%)" in out                                    # docs: 2.0 -> 2.3, red
+
+
+def test_readout_eta_leaves_out_the_first_steps_compile(monkeypatch):
+    """The learner's own ETA divides by every step so far, compile included (28 minutes shown for a 3-minute stage);
+    the readout's comes from the pace of the steps after the first."""
+    import io
+
+    from rich.console import Console
+
+    import minimac.readout
+    from minimac.readout import Readout
+    clock = iter([30.0, 31.0, 32.0, 33.0])       # the first step ends after a 30 s compile, then 1 s a step
+    monkeypatch.setattr(minimac.readout.time, "perf_counter", lambda: next(clock))
+    buf = io.StringIO()
+    with Readout(live=False, console=Console(file=buf, width=120), every=1) as r:
+        r.stage("notes", 1, 1, steps=10)
+        for k in range(1, 5):
+            r.step({"step": k, "steps": 10, "loss": 2.0, "lr": 1e-3, "tokens_per_s": 1.0, "eta_s": 30.0 * (10 - k)})
+    lines = buf.getvalue().splitlines()
+    assert "ETA 4m30s" in lines[1] and "ETA 7.0s" in lines[3] and "ETA 6.0s" in lines[4]
