@@ -151,7 +151,7 @@ def test_demo_end_to_end_then_resume(micro, capsys):
 def test_demo_with_every_controller_saves_their_state(micro, capsys):
     import json
     argv = ["--preset", "micro", "--base-steps", "6", "--steps", "4", "--no-live", "--neuro", "all", "--save",
-            str(micro / "run")]
+            str(micro / "run"), "--strategy", "lora+replay+ewc"]      # sleep dreams on the replay buffer
     assert learn.main(argv) == 0
     out = capsys.readouterr().out
     for expected in ("hippocampus: episodes", "autonomous_lr: lr", "neuromod: DA", "homeostasis: dead",
