@@ -27,8 +27,8 @@ from minimac.learner.mixing import chunk_ids, mixed_batch
 
 DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
 EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 characters, spread over the text
-# The cap keeps a big text to minutes: a 1 MB novel with the nano base on the project's 2-core CPU took 3m45s in all
-# (600 steps of ~0.24 s, 178 s of CPU) while other jobs kept its load average at 4-5
+# The cap keeps a big text to minutes: a 1 MB novel with the nano base and the default strategy took 4m54s in all
+# on the project's 2-core CPU (600 steps of ~0.3 s, 190 s of CPU) while other jobs kept its load average at 5.5-6
 DATA_MAX_STEPS = 600
 
 
