@@ -227,7 +227,11 @@ class Trainer:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"step": self.step, "train_config": asdict(self.config), "history": self.history,
                 "model_config": _config_dict(self.model), "rng": _rng_state(), **self.meta}
-        state = self.state_dict()
+        state = {k: v.numpy() for k, v in self.state_dict().items()}
+        # each step's loss is computed before its update, so the last update is checked here: never write nan or inf
+        if bad := [k for k, a in state.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]:
+            raise NonFiniteLossError(f"not saving {folder / CHECKPOINT}: {bad[0]} (and {len(bad) - 1} more) holds nan "
+                                     "or inf after the last update; the previous checkpoint, if any, is untouched")
         atomic_write(folder / CHECKPOINT, lambda tmp: write_safetensors(tmp, state, {"minimac": json.dumps(meta)}))
         return folder / CHECKPOINT
 

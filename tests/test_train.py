@@ -273,6 +273,21 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(w).all() for w in weights(fresh.model).values())
 
 
+def test_a_last_update_that_goes_nan_is_never_saved(tmp_path):
+    """The loss of a step is computed before its update: weights made non-finite by the last update must still not
+    overwrite a good checkpoint."""
+    model = tiny_model()
+    trainer = Trainer(model, config(), random_batches(), out_dir=tmp_path)
+    trainer.train_step(random_batches()(0))
+    trainer.save()
+    good = (tmp_path / CHECKPOINT).read_bytes()
+    model.norm.weight.assign(Tensor.full(model.norm.weight.shape, float("inf"))).realize()   # as after a bad update
+    with pytest.raises(NonFiniteLossError, match=r"not saving .*norm.weight .*nan or inf after the last update"):
+        trainer.save()
+    assert (tmp_path / CHECKPOINT).read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]   # no temp file left behind
+
+
 def test_ctrl_c_finishes_the_step_saves_and_stops(tmp_path):
     def press_ctrl_c(record):
         if record["step"] == 2:
