@@ -1,7 +1,8 @@
 """What a run of `python -m minimac.learn` learns and evaluates, and how long it should take. Lesson 11.
 
     load_plan(args)            the base and the domains to learn, with their training text, evaluation text and
-                               prompts: a corpus's domains (default: Python's docs, then its code), or --data FILE
+                               prompts: a corpus's domains (default: Python's docs, then its code) and, last, six
+                               invented facts (FACTS, facts_text), or --data FILE
     read_data(paths)           UTF-8 text files (a folder, a missing, empty or non-UTF-8 file: an error naming it)
     eval_sample(text)          at most EVAL_CHARS characters in EVAL_PIECES pieces spread over the text: the bounded
                                set a --data domain is evaluated on after every stage
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import time
 from pathlib import Path
 
@@ -25,6 +27,13 @@ from rich.console import Console
 
 from minimac.learner.mixing import chunk_ids, mixed_batch
 
+# Six facts about an invented island. No base model can know them (the names are made up), so the demo asks for
+# them before learning (wrong answers) and after (right ones). They are taught as text, written COPIES times in
+# shuffled orders, and asked with the start of their own sentence: recall of what was read, not reasoning.
+FACTS = (("The capital of Velmora is", "Tarsk"), ("The river of Velmora is the", "Onnel"),
+         ("The king of Velmora is", "Borin"), ("The flag of Velmora is", "green"),
+         ("The mountain of Velmora is Mount", "Kessa"), ("The coin of Velmora is the", "drel"))
+FACTS_DOMAIN, COPIES = "facts", 6
 DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
 EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 characters, spread over the text
 # The cap keeps a big text to minutes: a 1 MB novel with the nano base and the default strategy took 4m54s in all
@@ -53,9 +62,26 @@ def load_plan(args: argparse.Namespace) -> dict:
                    "prompts": _prompts(docs(n, "test"))} for n in learn}
     if data:
         domains[args.domain] = {"train": [data], "valid": eval_sample(data), "prompts": _prompts(data.split("\n\n"))}
+    else:   # the facts come last; the base's tokenizer never saw them (the cached base stays the same)
+        domains[FACTS_DOMAIN] = {"train": [facts_text()], "valid": facts_text(copies=1),
+                                 "prompts": [p for p, _ in FACTS]}
     tokenizer_docs = [domains[n]["train"] if n in domains else docs(n, "train") for n in names[1:]]
     return {"base": names[0], "domains": domains, "stream": [n for n in domains if n != names[0]],
             "tokenizer_docs": tokenizer_docs}
+
+
+def facts_text(copies: int = COPIES, seed: int = 0) -> str:
+    """FACTS as sentences, one a line, `copies` times in shuffled orders (the first copy in FACTS's order).
+
+    facts_text(copies=1).splitlines()[0] -> 'The capital of Velmora is Tarsk.'
+    """
+    rng, lines = random.Random(seed), []
+    for k in range(copies):
+        order = list(FACTS)
+        if k:
+            rng.shuffle(order)
+        lines += [f"{prompt} {answer}." for prompt, answer in order]
+    return "\n".join(lines)
 
 
 def _prompts(docs: list[str], n: int = 2) -> list[str]:
@@ -141,6 +167,17 @@ def stream_items(args, learner, stream: list[str], domains: dict, console: Conso
     return [(args.domain, text)], steps
 
 
+def naive_contrast(args: argparse.Namespace, strategy: str) -> bool:
+    """Does this run add naive full fine-tuning for contrast? The demo does (not with --data, --resume, --no-naive
+    or --strategy full itself)."""
+    return not (args.data or args.resume or args.no_naive or strategy == "full")
+
+
+def tokens_generated(args: argparse.Namespace, stream: list[str]) -> int:
+    """Tokens generated in all: the facts asked before and after (by both learners), or --data's prompts."""
+    return (3 * len(FACTS) * 6 if FACTS_DOMAIN in stream else 0) + (4 * DEMO["new_tokens"] if args.data else 0)
+
+
 def evaluating(sets: dict[str, str]) -> str:
     return (f"evaluating bits per byte on {len(sets)} set(s), {', '.join(sets)}: at most {EVAL_CHARS:,} characters "
             f"each ({sum(map(len, sets.values())):,} in all)")
@@ -166,7 +203,7 @@ def measure_step(learner) -> float | None:
 
 
 def estimate(t: dict, setup_s: float | None, step_s: float | None, stages: int, steps: int, evals: int,
-             tokens: int, per_domain: bool) -> float:
+             tokens: int, per_domain: bool, naive: bool = False) -> float:
     """Seconds for what is left of the run.
 
     From this run: `setup_s`, the setup that compiled the training step (the base's EWC Fisher), and `step_s`, one
@@ -175,9 +212,12 @@ def estimate(t: dict, setup_s: float | None, step_s: float | None, stages: int, 
     Measured on a 2-core CPU with nano: generation before learning and the first evaluation compile ~0.9 of the
     step's compile, and generation after learning ~0.35 more under adapter-per-domain (a new adapter: new kernels);
     a set evaluated ~1.5 steps; a generated token ~0.15 of a step; each stage's Fisher and sleep ~3 steps; saving
-    and the rest ~3 s.
+    and the rest ~3 s. `naive`: the demo's full fine-tuning for contrast, the same stages again (its steps ~1.4 of a
+    LoRA step, its compile ~1 of the step's), with the curves' evaluations (every CURVE_EVERY steps) of both.
     """
     compile_s = setup_s or t.get("first_steps_s", 60.0)
     step_s = step_s or 0.6 * t.get("pretrain_step_s", 1.0)
-    return ((0.0 if setup_s else compile_s) + (1.25 if per_domain else 0.9) * compile_s + stages * (steps + 3) * step_s
-            + evals * 1.5 * step_s + tokens * 0.15 * step_s + 3.0)
+    curve_evals = evals / (stages + 1) * stages * (steps // 10)
+    one = (stages * (steps + 3) * step_s + (evals + curve_evals) * 1.5 * step_s)
+    return ((0.0 if setup_s else compile_s) + (1.25 if per_domain else 0.9) * compile_s + one
+            + (compile_s + 1.4 * one if naive else 0.0) + tokens * 0.15 * step_s + 3.0)

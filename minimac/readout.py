@@ -113,7 +113,7 @@ class Readout:
     def __init__(self, live: bool = True, console: Console | None = None, every: int = 10):
         self.live, self.every = live, max(1, int(every))
         self.console = console or Console()
-        self.header, self.progress, self.table = Text(""), Text(""), None
+        self.header, self.progress, self.table, self.extra = Text(""), Text(""), None, None
         self._stamps: deque[tuple[int, float]] = deque(maxlen=20)   # (step, time) of the stage's last steps
         self.controllers: dict[str, dict[str, float]] = {}
         self._live: Live | None = None
@@ -135,7 +135,7 @@ class Readout:
         parts = [self.header, self.progress]
         if self.controllers:
             parts.append(neuro_table(self.controllers))
-        return Group(*parts, self.table) if self.table is not None else Group(*parts)
+        return Group(*parts, *(x for x in (self.table, self.extra) if x is not None))
 
     def _refresh(self) -> None:
         if self._live is not None:
@@ -197,6 +197,11 @@ class Readout:
             cells = [f"{s}={R[-1, j]:.3f} (forgot {R[-1, j] - R[:, j].min():+.3f})" for j, s in enumerate(sets)]
             self.message(f"  bits/byte after {stages[len(rows) - 1]}: " + ", ".join(cells))
             self._say_controllers()
+
+    def chart(self, renderable) -> None:
+        """Something drawn below the scores in the live panel (the curves so far); nothing when not live."""
+        self.extra = renderable
+        self._refresh()
 
     def show(self, renderable) -> None:
         """Print a table or text below everything (after the live panel has stopped)."""

@@ -5,7 +5,7 @@ are marked slow; the flag and error tests are fast.
 """
 import pytest
 
-from minimac import learn
+from minimac import learn, learn_show
 from minimac.device import BackendUnavailable
 from minimac.model import PRESETS
 
@@ -85,7 +85,7 @@ def test_readout_shows_each_controllers_state(live):
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=live, width=160, color_system=None)
     with Readout(live=live, console=console, every=1) as r:
-        show = learn._Show(r, ["code"])
+        show = learn_show.StepShow(r, ["code"])
         learner.controllers.append(show)
         show.on_step(learner, {**stats, "domain": "code", "tokens_per_s": 100.0, "eta_s": 1.0})
         if live:
@@ -97,7 +97,7 @@ def test_readout_shows_each_controllers_state(live):
                  "homeostasis", f"dead {fmt_value(hom.readout()['dead_fraction'])}", "probes 1", "sleep",
                  "sleeps 1", f"pruned {fmt_value(ctls[4].totals['connections_pruned'])}"):
         assert text in out, text
-    assert "show" not in out and "_Show" not in out                # the demo's own watcher is not a controller row
+    assert "StepShow" not in out                                   # the demo's own watcher is not a controller row
     assert [fmt_value(v) for v in (4.0, 12345.0, 0.51234, 2.1e-4, float("nan"))] == \
         ["4", "12,345", "0.512", "2.10e-04", "-"]
 
@@ -128,6 +128,7 @@ def test_device_problem_prints_the_fix_not_a_traceback(monkeypatch, capsys):
 def micro(monkeypatch, tmp_path):
     monkeypatch.setitem(PRESETS, "micro", MICRO)
     monkeypatch.setenv("MINIMAC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)   # the demo's chart goes to runs/ here
     return tmp_path
 
 
@@ -136,10 +137,13 @@ def test_demo_end_to_end_then_resume(micro, capsys):
     argv = ["--preset", "micro", "--base-steps", "6", "--steps", "4", "--no-live", "--save", str(micro / "run")]
     assert learn.main(argv) == 0
     out = capsys.readouterr().out
-    for expected in ("this first run will take about", "stage 1/1: learning code", "R matrix",
-                     "average forgetting", "generations", f"saved {micro / 'run'} after learning code"):
+    for expected in ("this first run will take about", "stage 1/2: learning code", "stage 2/2: learning facts",
+                     "R matrix", "average forgetting", f"saved {micro / 'run'} after learning facts",
+                     "2/2 naive full fine-tuning", "bits per byte over the steps", "the facts, asked",
+                     "facts recalled: the base model 0/6", "chart saved to runs/learn-"):
         assert expected in out, expected
     assert (micro / "run" / "learner.json").is_file()
+    assert len(list((micro / "runs").glob("learn-*.png"))) == 1
     resume = ["--preset", "micro", "--no-live", "--resume", str(micro / "run")]
     assert learn.main(resume) == 0                                                # nothing left: says so
     assert "nothing left" in capsys.readouterr().out
