@@ -91,9 +91,10 @@ class KVCache:
     __slots__ = ("k", "v")
 
     def __init__(self, batch_size: int, num_kv_heads: int, max_seq_len: int, head_dim: int,
-                 dtype=dtypes.float32):
-        self.k = Tensor.zeros(batch_size, num_kv_heads, max_seq_len, head_dim, dtype=dtype).contiguous().realize()
-        self.v = Tensor.zeros(batch_size, num_kv_heads, max_seq_len, head_dim, dtype=dtype).contiguous().realize()
+                 dtype=dtypes.float32, device: str | tuple[str, ...] | None = None):
+        shape = (batch_size, num_kv_heads, max_seq_len, head_dim)   # device: the keys' (a tuple: one copy on each)
+        self.k = Tensor.zeros(*shape, dtype=dtype, device=device).contiguous().realize()
+        self.v = Tensor.zeros(*shape, dtype=dtype, device=device).contiguous().realize()
 
     @property
     def batch_size(self) -> int:
@@ -150,7 +151,7 @@ class GroupedQueryAttention:
 
         if use_cache:
             if isinstance(start_pos, int) and start_pos == 0 and (self.cache is None or self.cache.batch_size != B):
-                self.cache = KVCache(B, self.num_kv_heads, self.max_seq_len, self.head_dim, dtype=k.dtype)
+                self.cache = KVCache(B, self.num_kv_heads, self.max_seq_len, self.head_dim, k.dtype, k.device)
             if self.cache is None:
                 raise ValueError("no KV cache yet: the first call with use_cache=True must have start_pos=0")
             if self.cache.batch_size != B:

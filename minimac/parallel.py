@@ -92,6 +92,8 @@ def replicate(model: Any, devices: Devices, params: Sequence[Tensor] = ()) -> No
     the same Tensor objects, so tied weights stay tied and the optimizer built afterwards sees the copies."""
     target = devices if len(devices) > 1 else devices[0]
     Tensor.realize(*[t.to_(target) for t in _movable(model, params)])
+    if hasattr(model, "reset_cache"):
+        model.reset_cache()               # a KV cache stays where it was made: the next prefill makes a new one
 
 
 def gather(model: Any, device: str | None = None, params: Sequence[Tensor] = ()) -> None:
