@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tinygrad import Device, Tensor
+from tinygrad.nn.state import get_state_dict
 
 Devices = tuple[str, ...]
 
@@ -80,7 +81,8 @@ def check_batch(batch_size: int, devices: Devices) -> None:
 
 def _movable(model: Any, params: Sequence[Tensor] = ()) -> list[Tensor]:
     """The model's weights (each once), the extra tensors `params`, and the RoPE tables (not parameters)."""
-    tensors = [*model.state_dict().values(), *params]
+    state = model.state_dict() if hasattr(model, "state_dict") else get_state_dict(model)
+    tensors = [*state.values(), *params]
     rope = getattr(model, "rope", None)
     if rope is not None:
         tensors += [rope.cos, rope.sin]

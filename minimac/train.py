@@ -140,8 +140,8 @@ class Trainer:
         # several devices: a copy of every weight on each, before the optimizer makes its moments beside them
         self.devices = parallel.resolve_devices(config.devices)
         parallel.check_batch(config.batch_size, self.devices)
-        if len(self.devices) > 1 or parallel.devices_of(self.params[0]) != self.devices:
-            parallel.replicate(model, self.devices, self.params)
+        if len(self.devices) > 1 or isinstance(config.devices, tuple) or isinstance(self.params[0].device, tuple):
+            parallel.replicate(model, self.devices, self.params)   # (one device named, or back from several: moved)
         decay = [p for p in self.params if p.ndim >= 2]
         no_decay = [p for p in self.params if p.ndim < 2]
         b1, b2 = config.betas
@@ -151,7 +151,7 @@ class Trainer:
         self.step = 0                     # steps done so far = index of the next step
         self.history: list[dict] = []     # one entry per step: step, loss, lr, grad_norm (+ eval results)
         self._step_fn = TinyJit(self._train_step) if jit else self._train_step
-        self._inputs = DeviceInputs(self.devices)   # the batch's rows cut across the devices
+        self._inputs = DeviceInputs(None if config.devices == 1 else self.devices)   # rows cut across devices
         self._stop_requested = False
 
     def _train_step(self, batch: Tensor) -> Tensor:
