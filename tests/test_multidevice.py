@@ -43,8 +43,10 @@ def on_one_device(model: Transformer) -> dict[str, np.ndarray]:
 
 # ---- placement (no training: fast) --------------------------------------------------------------------------------
 def test_resolve_devices_names_the_default_backend_and_canonicalises():
+    from minimac.fast.devices import capabilities
     assert parallel.resolve_devices(1) == (Device.DEFAULT,)
     assert parallel.resolve_devices(TWO) == ("CPU", "CPU:1")
+    assert capabilities(("CPU", "CPU:1")) == capabilities("CPU")   # the fast path's row for a replicated tensor
 
 
 def test_device_inputs_cut_rows_across_devices_and_refill_in_place():
