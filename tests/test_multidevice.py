@@ -101,6 +101,11 @@ def test_more_devices_than_the_machine_has_is_refused_and_the_model_stays_put():
     assert model.token_embedding.weight.device == Device.DEFAULT
     with pytest.raises(ValueError, match="names a device twice"):
         parallel.resolve_devices(("CPU:0", "CPU"))
+    from minimac.learner import ContinualLearner
+    from minimac.tokenizer import Tokenizer
+    with pytest.raises(ValueError, match="devices asked for"):
+        ContinualLearner(tiny_model(vocab_size=300), Tokenizer(),
+                         LearnerConfig(strategy="full", batch_size=too_many, seq_len=T, devices=too_many))
 
 
 @pytest.mark.parametrize("strategy", ["full+replay+ewc", "lora", "lora+replay", "adapter-per-domain"])
