@@ -49,16 +49,18 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     return x.unsqueeze(2).expand(B, Hkv, n_rep, S, hd).reshape(B, Hkv * n_rep, S, hd)
 
 
-def build_attention_mask(T: int, start_pos: int | UOp = 0, padding_mask: Tensor | None = None) -> Tensor | None:
+def build_attention_mask(T: int, start_pos: int | UOp = 0, padding_mask: Tensor | None = None,
+                         device: str | tuple[str, ...] | None = None) -> Tensor | None:
     """Boolean mask (1 or B, 1, T, S), S = start_pos + T, True where query i may attend key j; None if all may.
 
     Query i sits at absolute position start_pos + i and sees keys j <= start_pos + i (and real keys only, if a
     padding mask (B, S) is given). Example with start_pos=2, T=2 (S=4): rows [1 1 1 0] and [1 1 1 1].
+    `device`: where the queries are (a tuple when the model is replicated on several devices, minimac/parallel.py).
     """
     S = start_pos + T
     mask = None
     if T > 1:  # a single new token sees every cached key: no causal mask needed
-        mask = Tensor.ones(T, S, dtype=dtypes.bool).tril(start_pos).reshape(1, 1, T, S)
+        mask = Tensor.ones(T, S, dtype=dtypes.bool, device=device).tril(start_pos).reshape(1, 1, T, S)
     if padding_mask is not None:
         pad = padding_mask.cast(dtypes.bool).reshape(padding_mask.shape[0], 1, 1, S)  # (B, 1, 1, S)
         mask = pad if mask is None else mask & pad
@@ -89,9 +91,10 @@ class KVCache:
     __slots__ = ("k", "v")
 
     def __init__(self, batch_size: int, num_kv_heads: int, max_seq_len: int, head_dim: int,
-                 dtype=dtypes.float32):
-        self.k = Tensor.zeros(batch_size, num_kv_heads, max_seq_len, head_dim, dtype=dtype).contiguous().realize()
-        self.v = Tensor.zeros(batch_size, num_kv_heads, max_seq_len, head_dim, dtype=dtype).contiguous().realize()
+                 dtype=dtypes.float32, device: str | tuple[str, ...] | None = None):
+        shape = (batch_size, num_kv_heads, max_seq_len, head_dim)   # device: the keys' (a tuple: one copy on each)
+        self.k = Tensor.zeros(*shape, dtype=dtype, device=device).contiguous().realize()
+        self.v = Tensor.zeros(*shape, dtype=dtype, device=device).contiguous().realize()
 
     @property
     def batch_size(self) -> int:
@@ -148,7 +151,7 @@ class GroupedQueryAttention:
 
         if use_cache:
             if isinstance(start_pos, int) and start_pos == 0 and (self.cache is None or self.cache.batch_size != B):
-                self.cache = KVCache(B, self.num_kv_heads, self.max_seq_len, self.head_dim, dtype=k.dtype)
+                self.cache = KVCache(B, self.num_kv_heads, self.max_seq_len, self.head_dim, k.dtype, k.device)
             if self.cache is None:
                 raise ValueError("no KV cache yet: the first call with use_cache=True must have start_pos=0")
             if self.cache.batch_size != B:
@@ -162,6 +165,6 @@ class GroupedQueryAttention:
         if attention_mask is not None and tuple(attention_mask.shape) != (B, S):
             raise ValueError(f"attention_mask must have shape (batch, keys) = ({B}, {S}), "
                              f"got {tuple(attention_mask.shape)}")
-        mask = build_attention_mask(T, mask_pos, attention_mask)
+        mask = build_attention_mask(T, mask_pos, attention_mask, device=q.device)
         out = attention(q, k, v, mask, self.dropout)                     # (B, Hq, T, hd)
         return self.o_proj(out.transpose(1, 2).reshape(B, T, self.num_query_heads * self.head_dim))

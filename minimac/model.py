@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tinygrad import Tensor, UOp, dtypes
+from tinygrad import Device, Tensor, UOp, dtypes
 from tinygrad.nn import Embedding
 from tinygrad.nn.state import get_state_dict
 
+from minimac import parallel
 from minimac.attention import GroupedQueryAttention
 from minimac.feedforward import SwiGLU
 from minimac.norm import RMSNorm
@@ -208,7 +209,7 @@ class Transformer:
         Tensor.realize(*self.parameters())
 
     # ---- forward ---------------------------------------------------------------------------------------------
-    def _embed(self, tokens: Any, start_pos: int | UOp) -> Tensor:
+    def _embed(self, tokens: Any, start_pos: int | UOp, replicated: bool = False) -> Tensor:
         tokens, host = _as_int_tensor(tokens, "tokens")
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be 2-D (batch, time), got shape {tuple(tokens.shape)}; "
@@ -224,14 +225,19 @@ class Transformer:
                                  f"max_seq_len {self.config.max_seq_len}; crop it to the last tokens")
         if host is not None:
             check_ids(host, self.config.vocab_size)
+        weights_on = parallel.devices_of(self.token_embedding.weight)
+        if parallel.devices_of(tokens) != weights_on:  # weights on several devices (minimac/parallel.py)
+            tokens = parallel.place_input(tokens, weights_on, replicated)
         x = embedding(self.token_embedding.weight, tokens)                  # (B, T, d)
         return x.dropout(self.config.dropout)  # only under Context(TRAINING=1)
 
     def hidden_states(self, tokens: Any, start_pos: int | UOp = 0, attention_mask: Any = None,
                       use_cache: bool = False) -> Tensor:
         """Final-normed hidden states (B, T, d_model), the input of `lm_head`."""
-        x = self._embed(tokens, start_pos)
+        x = self._embed(tokens, start_pos, replicated=use_cache)
         mask = None if attention_mask is None else _as_int_tensor(attention_mask, "attention_mask")[0]
+        if mask is not None and isinstance(x.device, tuple):
+            mask = mask.shard_like(x)   # the same rows on the same devices as the tokens
         for layer in self.layers:
             x = layer(x, start_pos, mask, use_cache)
         # stored once: otherwise the norm is recomputed inside lm_head's matmuls, the step's largest (CPU: -13% step)
@@ -248,7 +254,10 @@ class Transformer:
         h = self.hidden_states(tokens, start_pos, attention_mask, use_cache)
         if last_only:
             h = h[:, -1:]
-        return self.lm_head(h).cast(dtypes.float32)
+        logits = self.lm_head(h).cast(dtypes.float32)
+        # weights on several devices and tokens on one: the logits come back to the tokens' device
+        given = tokens.device if isinstance(tokens, Tensor) else Device.DEFAULT
+        return logits if logits.device == given else logits.to(given)
 
     def reset_cache(self) -> None:
         for layer in self.layers:

@@ -3,6 +3,7 @@
     python -m minimac.pretrain --preset nano --corpus default --minutes 5 --out runs/nano
     python -m minimac.pretrain --resume runs/nano --steps 3000        # carry on (to 3000 steps in all)
     python -m minimac.generate runs/nano --prompt "def "               # try it
+    python -m minimac.pretrain --preset small --devices 4 --batch-size 64   # each step's 64 rows split over 4 GPUs
 
 It trains a byte-level BPE tokenizer on the corpus's training split (or reuses the one of --resume / --tokenizer),
 packs the split into one token stream, pretrains with `minimac.train.Trainer`, then measures bits per byte on the
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tinygrad import Device, Tensor
 
-from minimac import checkpoint, fast, metrics
+from minimac import checkpoint, fast, metrics, parallel
 from minimac.corpora import read_text, split_documents
 from minimac.data import DEFAULT_DOMAINS, Batcher, encode_documents, list_corpora, load_corpus
 from minimac.fast.linear import MATMUL_DTYPES, set_matmul_dtype
@@ -68,13 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tokenizer", metavar="DIR", help="use this trained tokenizer instead of training one")
     p.add_argument("--sample-tokens", type=int, default=60, help="tokens to generate at the end (0: none)")
     p.add_argument("--no-live", action="store_true", help="plain log lines instead of a live panel (logs, CI)")
+    p.add_argument("--devices", type=int, help="split each batch across this many devices of the default backend "
+                   "(GPUs, or CPU devices up to the core count): weights replicated, gradients summed by tinygrad "
+                   "(default 1; on --resume, the checkpoint's, which may be changed)")
     p.add_argument("--matmul-dtype", choices=list(MATMUL_DTYPES), help="matmul operands in half "
                    "precision, float32 weights and sums: bfloat16 trains the small preset 2.6x faster on an H100 "
                    "(docs/performance.md; default float32)")
     args = p.parse_args(argv)
     if args.steps is not None and args.tokens is not None:
         p.error("--steps and --tokens both say how long to train: give one of them")
-    for name in ("minutes", "steps", "tokens", "batch_size", "seq_len", "lr", "vocab_size"):
+    for name in ("minutes", "steps", "tokens", "batch_size", "seq_len", "lr", "vocab_size", "devices"):
         value = getattr(args, name)
         if value is not None and not value > 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -152,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         set_matmul_dtype(args.matmul_dtype)
     wall_start = time.perf_counter()
     s, meta = _resolve(args)
+    devices = args.devices or (meta["train_config"].get("devices", 1) if meta else 1)
+    parallel.check_batch(s["batch_size"], parallel.resolve_devices(devices))   # refused before any work is done
     out = Path(args.out or args.resume or f"runs/{s['preset']}-{Path(s['corpus']).stem}")
     tokenizer, train_ids, valid_ids, valid_text, valid_docs = prepare_data(s, args)
     valid_bytes = len(valid_text.encode("utf-8"))
@@ -162,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         model = Transformer(ModelConfig.from_preset(s["preset"], vocab_size=tokenizer.vocab_size,
                                                     max_seq_len=max(T, preset.max_seq_len)))
         batches = step_batches(train_ids, B, T, s["seed"])
-        if meta:
-            config = train_config_from_dict(meta["train_config"])
+        if meta:   # a checkpoint holds one copy of each tensor: it resumes on any number of devices
+            saved = meta["train_config"]
+            config = train_config_from_dict({**saved, "devices": devices})
         else:
             config = TrainConfig(batch_size=B, seq_len=T, lr=s["lr"], min_lr=s["lr"] / 10, max_steps=UNSET,
-                                 warmup_steps=s["warmup_steps"], eval_every=args.eval_every, ckpt_every=500)
+                                 warmup_steps=s["warmup_steps"], eval_every=args.eval_every, ckpt_every=500,
+                                 devices=devices)
         if args.steps or args.tokens:
             config.max_steps = args.steps or math.ceil(args.tokens / (B * T))
         unset = config.max_steps == UNSET   # a fresh time-boxed run (or one stopped before its calibration ended)
@@ -185,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             trainer.load(args.resume)
         out.mkdir(parents=True, exist_ok=True)
         tokenizer.save(out / "tokenizer")
+        where = f"devices {', '.join(trainer.devices)}" if len(trainer.devices) > 1 else f"device {Device.DEFAULT}"
         r.message(f"{s['preset']}: {model.param_count():,} parameters, {len(train_ids):,} training tokens, "
-                  f"batch {B} x {T}, device {Device.DEFAULT}, writing {out}")
+                  f"batch {B} x {T}, {where}, writing {out}")
         times: list[tuple[int, float]] = []
 
         def log(rec: dict) -> None:
@@ -209,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         train_seconds = time.perf_counter() - train_start
 
         r.message(f"training stopped ({status}) after {trainer.step} steps; evaluating on the held-out split")
+        parallel.gather(model)   # the weights back on one device: evaluation, model.safetensors and the sample
         final = metrics.evaluate(model, valid_ids, T, B, num_bytes=valid_bytes)
         if not math.isfinite(final["loss"]):   # the last update is checked here: each step's loss came before it
             raise ValueError(f"the held-out loss after the last step is {final['loss']}: the weights are not finite, "
@@ -224,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                   "final_train_loss": trainer.history[-1]["loss"] if trainer.history else math.nan,
                   "heldout_loss": final["loss"], "heldout_bits_per_byte": final["bits_per_byte"],
                   "heldout_tokens": final["num_tokens"], "heldout_bytes": valid_bytes,
+                  "devices": list(trainer.devices),
                   "command": " ".join([Path(sys.executable).name, "-m", "minimac.pretrain", *(argv or sys.argv[1:])]),
                   "machine": _machine()}
         (out / "metrics.json").write_text(json.dumps(result, indent=2))

@@ -10,8 +10,10 @@ One training step on a (B, T+1) batch of token ids:
 checkpoint (weights + optimizer moments + step + RNG state + configs) that resumes bit-identically, stops on a
 non-finite loss without touching the last good checkpoint, and saves on Ctrl-C. Batches come from a function of the
 step number (`batches(step) -> (B, T+1) int array`), so the data position is the step itself.
-The loss is minimac.ops.cross_entropy. Not covered: gradient accumulation, several devices. Mixed precision is
-`minimac.fast.linear.set_matmul_dtype`; the terminal readout is in `pretrain.py`.
+The loss is minimac.ops.cross_entropy. `TrainConfig(devices=N)` splits every batch across N devices, the weights
+replicated and the gradients summed across them by tinygrad (minimac/parallel.py); a checkpoint holds one copy of
+each tensor, whatever N, so a run resumes on another number of devices. Not covered: gradient accumulation. Mixed
+precision is `minimac.fast.linear.set_matmul_dtype`; the terminal readout is in `pretrain.py`.
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tinygrad import Context, Tensor, TinyJit, dtypes
+from tinygrad import Context, Device, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW, OptimizerGroup
 from tinygrad.nn.state import get_parameters, get_state_dict
 
+from minimac import parallel
 from minimac.device_inputs import DeviceInputs, write_into
 from minimac.files import atomic_write, read_safetensors, write_safetensors
 from minimac.ops import clip_by_global_norm, cross_entropy
@@ -70,9 +73,21 @@ class TrainConfig:
     eval_every: int = 100                # 0: evaluate only at the end
     eval_batches: int = 8
     ckpt_every: int = 200                # 0: save only at the end (and on Ctrl-C)
+    devices: int | tuple[str, ...] = 1   # N devices of the default backend, or their names: ("CPU:0", "CPU:1")
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        if isinstance(self.devices, list):   # from a checkpoint's JSON
+            self.devices = tuple(self.devices)
+        n = self.devices if isinstance(self.devices, int) and not isinstance(self.devices, bool) else None
+        if isinstance(self.devices, tuple) and self.devices and all(isinstance(d, str) for d in self.devices):
+            n = len(self.devices)
+        if n is None or n < 1:
+            raise ValueError(f"devices must be a positive number of devices or a tuple of device names, "
+                             f"got {self.devices!r}")
+        if isinstance(self.batch_size, int) and self.batch_size % n:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by devices={n}: each device takes an "
+                             f"equal share of the rows; use a batch size that is a multiple of {n}")
         for name in ("batch_size", "seq_len", "max_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -122,6 +137,11 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.meta = meta or {}            # extra JSON stored in the checkpoint (the CLI puts the corpus there)
         self.params = params if params is not None else _params(model)
+        # several devices: a copy of every weight on each, before the optimizer makes its moments beside them
+        self.devices = parallel.resolve_devices(config.devices)
+        parallel.check_batch(config.batch_size, self.devices)
+        if len(self.devices) > 1 or isinstance(config.devices, tuple) or isinstance(self.params[0].device, tuple):
+            parallel.replicate(model, self.devices, self.params)   # (one device named, or back from several: moved)
         decay = [p for p in self.params if p.ndim >= 2]
         no_decay = [p for p in self.params if p.ndim < 2]
         b1, b2 = config.betas
@@ -131,7 +151,7 @@ class Trainer:
         self.step = 0                     # steps done so far = index of the next step
         self.history: list[dict] = []     # one entry per step: step, loss, lr, grad_norm (+ eval results)
         self._step_fn = TinyJit(self._train_step) if jit else self._train_step
-        self._inputs = DeviceInputs()
+        self._inputs = DeviceInputs(None if config.devices == 1 else self.devices)   # rows cut across devices
         self._stop_requested = False
 
     def _train_step(self, batch: Tensor) -> Tensor:
@@ -246,8 +266,8 @@ class Trainer:
             if tuple(saved[k].shape) != tuple(v.shape):
                 raise ValueError(f"checkpoint in {out_dir}: {k} has shape {tuple(saved[k].shape)}, this model needs "
                                  f"{tuple(v.shape)}: it was made for a different model config")
-        for k, v in mine.items():
-            v.assign(Tensor(np.ascontiguousarray(saved[k]), device=v.device).cast(v.dtype)).realize()
+        for k, v in mine.items():   # one copy in the file, whatever the number of devices it was written from
+            v.assign(Tensor(np.ascontiguousarray(saved[k])).to(v.device).cast(v.dtype)).realize()
         self.step, self.history = meta["step"], meta.get("history", [])
         _set_rng_state(meta.get("rng"))
         if hasattr(self._step_fn, "reset"):
@@ -290,6 +310,8 @@ def _set_rng_state(state: dict | None) -> None:
         return
     Tensor.manual_seed(state["seed"])
     for device, counter in state["counters"].items():
+        if device not in Device._opened_devices and device != Device.DEFAULT:
+            continue                      # a run resumed on fewer devices: that device's stream is not used
         Tensor._next_counter(device, 0)   # creates this device's seed and counter tensors
         Tensor._device_rng_counters[device].assign(Tensor(counter, dtype=dtypes.uint32, device=device)).realize()
 

@@ -45,9 +45,10 @@ DEVICES: dict[str, Capabilities] = {
 
 
 def backend(t) -> str:
-    """The backend of a Tensor, a UOp or a device name, without the index: "CPU", "CUDA", "METAL", ...; for
-    tinygrad's emulator (DEV=PYTHON::METAL) the backend it emulates."""
-    name = str(getattr(t, "device", t))
+    """The backend of a Tensor, a UOp or a device name (or a tuple of them, all of one backend), without the index:
+    "CPU", "CUDA", "METAL", ...; for tinygrad's emulator (DEV=PYTHON::METAL) the backend it emulates."""
+    device = getattr(t, "device", t)
+    name = str(device[0] if isinstance(device, tuple) else device)   # on several devices (minimac/parallel.py): one
     if name.split(":")[0] == "PYTHON":
         from tinygrad import Device
         return Device[name].renderer.target.device

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from minimac import fast, lora
+from minimac import fast, lora, parallel
 from minimac.ewc import EWC
 from minimac.learner import routing
 from minimac.learner.checkpoint import nonfinite
@@ -74,6 +74,7 @@ class ContinualLearner:
         if tokenizer.vocab_size > model.config.vocab_size:
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model only "
                              f"{model.config.vocab_size}: they were not made for each other")
+        parallel.resolve_devices(config.devices)   # more devices than this machine has: refused before any work
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.controllers = list(controllers)
         self.replay = ReplayBuffer(config.mem_size, config.policy, seed=config.seed)
@@ -133,7 +134,7 @@ class ContinualLearner:
             params = self.model.parameters() if key == FULL else param_groups(self.model, key, c.loraplus_lr_ratio)
             ewc = EWC(self.ewc_lambda, c.mode, c.decay_factor) if c.uses_ewc else None
             self._trainers[key] = StepTrainer(self.model, params, self.learning_rate, c.weight_decay,
-                                              c.max_grad_norm, ewc)
+                                              c.max_grad_norm, ewc, devices=c.devices)
             if key in self._pending_state:
                 self._trainers[key].load_arrays(self._pending_state.pop(key))
         return self._trainers[key]

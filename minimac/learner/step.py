@@ -12,6 +12,9 @@ gets the EWC Fisher without compiling a second graph: `fisher` runs the same jit
 lambda = 0 (the weights do not move) and puts the optimizer's state back afterwards. On a 2-core CPU a separately
 compiled gradient graph would cost about a minute; a replayed step costs about a second.
 
+With `devices` (full fine-tuning, LearnerConfig(devices=N)) the model's weights are replicated on N devices and each
+step's rows are cut across them (minimac/parallel.py); the moments and checkpoints are the same numbers.
+
 Leaves out: which batches to feed (minimac/learner/learner.py, minimac/learner/mixing.py).
 """
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from tinygrad import Context, Tensor, TinyJit, dtypes
 from tinygrad.nn.optim import AdamW, OptimizerGroup
 
-from minimac import lora, lora_variants
+from minimac import lora, lora_variants, parallel
 from minimac.device_inputs import DeviceInputs, write_into
 from minimac.ewc import EWC, normalize_fisher
 from minimac.ops import cross_entropy
@@ -57,26 +60,31 @@ class StepTrainer:
     """
 
     def __init__(self, model: Any, params: list, lr: float, weight_decay: float, max_grad_norm: float,
-                 ewc: EWC | None = None):
+                 ewc: EWC | None = None, devices: int | tuple[str, ...] = 1):
         groups = params if params and isinstance(params[0], tuple) else [(params, 1.0, 1.0)]
         self.model, self.max_grad_norm, self.ewc = model, max_grad_norm, ewc
         self.params = [p for tensors, _, _ in groups for p in tensors]
+        self.devices = parallel.resolve_devices(devices)
+        if len(self.devices) > 1:   # before AdamW makes its moments: they are made beside the weights
+            if ewc is not None:
+                raise ValueError("EWC keeps its anchors and Fisher on one device: train with devices=1")
+            parallel.replicate(model, self.devices, self.params)
         self.lr_scales = [float(k) for _, k, _ in groups]
         self.opts = [AdamW(list(ts), lr=lr * k, weight_decay=weight_decay * wd) for ts, k, wd in groups]
         self.opt = self.opts[0]
         self.opt_group = OptimizerGroup(*self.opts)
         # squared gradients of the last step (before clipping): the Fisher's raw material. Buffers, not parameters.
-        self.grad_sq = [Tensor.zeros(*p.shape, dtype=dtypes.float32).contiguous().is_param_(False).realize()
-                        for p in self.params] if ewc is not None else []
+        self.grad_sq = [Tensor.zeros(*p.shape, dtype=dtypes.float32, device=p.device).contiguous().is_param_(False)
+                        .realize() for p in self.params] if ewc is not None else []
         self.jit = TinyJit(self._step)
-        self._inputs = DeviceInputs()
+        self._inputs = DeviceInputs(self.devices if len(self.devices) > 1 else None)   # rows cut across devices
         self._lr: float | None = None  # the value in opt.lr's buffer, once set_lr has written it
 
     def _step(self, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
         with Context(TRAINING=1):
             task = cross_entropy(self.model(x), y, weights=w)  # mixing.mixed_batch's weights: new text and replay
             # in the graph from the start (a zero Fisher before the first consolidation): one capture for every domain
-            penalty = self.ewc.penalty(self.params) if self.ewc is not None else Tensor.zeros(())
+            penalty = self.ewc.penalty(self.params) if self.ewc is not None else Tensor.zeros((), device=task.device)
             grads = (task + penalty).gradient(*self.params)
             for buf, g in zip(self.grad_sq, grads):
                 buf.assign(g.float().square())
@@ -110,7 +118,7 @@ class StepTrainer:
 
     def restore(self, arrays: list[np.ndarray]) -> None:
         for t, a in zip(self.state(), arrays, strict=True):
-            t.assign(Tensor(a, dtype=t.dtype, device=t.device))
+            t.assign(Tensor(a, dtype=t.dtype).to(t.device))   # on several devices: the same copy on each
         Tensor.realize(*self.state())
 
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -97,6 +97,9 @@ class LearnerConfig:
     route_windows: int = 4
     route_margin: float = 0.05
     seed: int = 0
+    # several devices (minimac/parallel.py): each step's rows split across N devices, the weights replicated. Full
+    # fine-tuning and replay only: EWC's anchors and Fisher and the LoRA adapters live on one device.
+    devices: int | tuple[str, ...] = 1
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -134,6 +137,7 @@ class LearnerConfig:
             raise ValueError(f"mode must be 'online' or 'separate' (EWC), got {self.mode!r}")
         if self.policy not in ("reservoir", "importance", "uniform"):
             raise ValueError(f"policy must be one of reservoir, importance, uniform (replay), got {self.policy!r}")
+        _check_devices(self)
         if self.uses_replay and self.batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 with strategy {self.strategy!r}: one row for the new "
                              "text and one for replay")
@@ -207,6 +211,26 @@ class LearnerConfig:
 LEGACY = {"use_rslora": False, "loraplus_lr_ratio": 1.0, "init_lora_weights": True, "modules_to_save": (),
           "lr_schedule": "constant", "warmup_ratio": 0.0, "min_lr_ratio": 0.1, "holdout_fraction": 0.0,
           "eval_every": None, "patience": 3, "route_windows": 1, "route_margin": 0.0}
+
+
+def _check_devices(cfg: LearnerConfig) -> None:
+    """devices: a number >= 1 or a tuple of names; more than one only for "full" and "full+replay", and only with a
+    batch size they divide."""
+    if isinstance(cfg.devices, list):   # from a checkpoint's JSON
+        cfg.devices = tuple(cfg.devices)
+    n = cfg.devices if isinstance(cfg.devices, int) and not isinstance(cfg.devices, bool) else None
+    if isinstance(cfg.devices, tuple) and cfg.devices and all(isinstance(d, str) and d for d in cfg.devices):
+        n = len(cfg.devices)
+    if n is None or n < 1:
+        raise ValueError(f"devices must be a positive number of devices or a tuple of device names, "
+                         f"got {cfg.devices!r}")
+    if n > 1 and cfg.strategy not in ("full", "full+replay"):
+        raise ValueError(f"devices={n}: strategy {cfg.strategy!r} runs on one device; several devices are supported "
+                         "for full fine-tuning only (strategies 'full' and 'full+replay'), since EWC's anchors and "
+                         "Fisher and the LoRA adapters are kept on one device")
+    if cfg.batch_size % n:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by devices={n}: each device takes an equal "
+                         f"share of the rows; use a batch size that is a multiple of {n}")
 
 
 def _positive_int(cfg: LearnerConfig, *names: str) -> None:
