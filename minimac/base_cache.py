@@ -38,6 +38,7 @@ from minimac.train import TrainConfig, Trainer
 
 TIMINGS = "timings.json"
 CALIBRATION, WARMUP = 4, 10  # steps timed before a time-boxed run fixes its length; linear warmup steps
+REPLAN = 50                  # a time-boxed run plans its length again every REPLAN steps
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,15 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
 
     start = time.perf_counter()
     status = trainer.fit(log=on_step)
-    if timed and status == "done":  # the step has compiled and been timed: spend the rest of the budget
-        step_s = (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+    # The step has compiled and been timed: spend the rest of the budget, planning the step count again every
+    # REPLAN steps from the pace of the last ones, so that a machine that gets busier (or quieter) still ends near
+    # base_seconds (on a shared 2-core CPU the pace changed 4x within a minute). The schedule decays to max_steps.
+    while timed and status == "done" and (trainer.step == CALIBRATION or trainer.step < config.max_steps):
+        recent = stamps[-REPLAN:] if len(stamps) > REPLAN else stamps[1:]
+        step_s = (recent[-1] - recent[0]) / max(1, len(recent) - 1)
         left = spec.base_seconds - (stamps[-1] - stamps[1])
-        config.max_steps = max(WARMUP, trainer.step + int(left / step_s))  # calibration steps were all in warmup
-        status = trainer.fit(log=on_step)
+        config.max_steps = max(WARMUP, trainer.step + int(left / step_s), trainer.step)  # calibration: in warmup
+        status = trainer.fit(until_step=min(config.max_steps, trainer.step + REPLAN), log=on_step)
     if status != "done":
         raise KeyboardInterrupt(f"base pretraining {status} after {trainer.step} steps; nothing was cached")
     checkpoint.save(model, out)

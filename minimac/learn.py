@@ -129,7 +129,7 @@ def neuro_names(spec: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from minimac.base_cache import BaseSpec, cached_base, find_timings, read_timings
+    from minimac.base_cache import CALIBRATION, BaseSpec, cached_base, find_timings, read_timings
 
     wall = time.perf_counter()
     plan = load_plan(args)
@@ -156,14 +156,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
         stage_guess = args.steps or DEMO["stage_steps"]
         with Readout(live=live, console=console, every=25) as r:
-            said: list[bool] = []
+            said: list[int] = []
+            r.message(f"pretraining the base model on {base} for about {spec.base_seconds:g}s" if not spec.base_steps
+                      else f"pretraining the base model on {base} for {spec.base_steps} steps")
 
             def log(rec: dict) -> None:
-                if not said:
-                    said.append(True)
-                    r.stage(f"{base} (pretraining the base model)", 0, len(stream), rec["steps"])
-                r.step(rec)
                 stamps = rec["stamps"]
+                if spec.base_steps or len(stamps) > CALIBRATION:   # past the first steps that time a time-boxed run
+                    if not said:
+                        said.append(rec["steps"])
+                        r.stage(f"{base} (pretraining the base model)", 0, len(stream), spec.base_steps)
+                    r.step(rec)
                 if len(stamps) == 4:  # compile done and two steps timed: say how long this first run takes
                     step_s = (stamps[3] - stamps[1]) / 2
                     base_rest = ((spec.base_steps - 4) * step_s if spec.base_steps else

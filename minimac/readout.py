@@ -145,15 +145,17 @@ class Readout:
         """A line printed above the live panel (or just printed)."""
         self.console.print(text, highlight=False)
 
-    def stage(self, domain: str, index: int, total: int, steps: int) -> None:
+    def stage(self, domain: str, index: int, total: int, steps: int | None) -> None:
+        """A new stage; steps None: not fixed in advance (a time-boxed pretraining: its step lines say the plan)."""
         self._stamps.clear()
+        count = f" ({steps} steps)" if steps is not None else ""
         self.header = Text.assemble(("stage ", "bold"), (f"{index}/{total}", "bold cyan"), "  learning ",
-                                    (domain, "bold magenta"), f"  ({steps} steps)")
+                                    (domain, "bold magenta"), f" {count}")
         self.progress = Text("")
         if self.live:
             self._refresh()
         else:
-            self.message(f"stage {index}/{total}: learning {domain} ({steps} steps)")
+            self.message(f"stage {index}/{total}: learning {domain}{count}")
 
     def eta(self, s: dict) -> float:
         """Seconds left in the stage, from the pace of its recent steps; the stage's first step, which carries the
