@@ -113,6 +113,8 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
     tokenizer.save(out / "tokenizer")
     ids = encode_documents(base_docs, tokenizer)
     say(f"tokenizer: {tokenizer.vocab_size} ids in {time.perf_counter() - t0:.1f}s; base text: {len(ids):,} tokens")
+    say(f"pretraining the base model ({spec.preset}) for " + (f"{spec.base_steps} steps" if spec.base_steps else
+        f"about {spec.base_seconds:g}s") + "; its training step compiles first (the longest wait of a first run)")
     Tensor.manual_seed(spec.seed)
     preset = ModelConfig.from_preset(spec.preset)
     model = Transformer(ModelConfig.from_preset(spec.preset, vocab_size=tokenizer.vocab_size,

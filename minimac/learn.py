@@ -35,11 +35,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from minimac import fast
 from minimac.device import BackendUnavailable, check_device
 from minimac.learn_plan import (
+    CURVE_EVERY,
     DATA_MAX_STEPS,
     DEMO,
     FACTS,
@@ -54,13 +56,14 @@ from minimac.learn_plan import (
 )
 from minimac.learn_quiz import quiz, quiz_table
 from minimac.learn_rules import DOMAIN_NAME, check_save, interrupted, resume_settings, save_folder
-from minimac.learn_show import CURVE_EVERY, curves_table, learn_with_readout, report, save_png
+from minimac.learn_show import curves_table, learn_with_readout, report, save_png
 from minimac.learner.strategies import STRATEGIES as STRATEGY_NAMES
 from minimac.neuro import CONTROLLER_NAMES as NEURO_NAMES  # hippocampus first: it chooses the replay
 from minimac.neuro import build_controllers
 from minimac.readout import Readout, fmt_seconds
 
 NEURO_ALIASES = {"neuromod": "neuromodulation"}   # the controller's own `name`
+PACE_STEPS = 24   # the first run's time is announced after this many pretraining steps (the compile and 20 more)
 NAIVE_LR = 1e-3   # the naive run's rate: the forgetting benchmark's expert (docs/forgetting.md), which learns fastest
 DEFAULTS = {"strategy": "adapter-per-domain", "preset": "nano", "seed": 0, "base_seconds": 60.0}   # unless --resume
 
@@ -150,15 +153,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if not stream:
             console.print(f"{args.resume} has already learned {learner.domains}; nothing left (try --data FILE)")
             return 0
-        timings, setup_s, folder = find_timings(learner.model.config), None, None
+        timings, setup_s, folder, built = find_timings(learner.model.config), None, None, False
     else:
         spec = BaseSpec(preset=args.preset or DEFAULTS["preset"], base_steps=args.base_steps,
                         base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
         stage_guess = args.steps or DEMO["stage_steps"]
         with Readout(live=live, console=console, every=25) as r:
             said: list[int] = []
-            r.message(f"pretraining the base model on {base} for about {spec.base_seconds:g}s" if not spec.base_steps
-                      else f"pretraining the base model on {base} for {spec.base_steps} steps")
 
             def log(rec: dict) -> None:
                 stamps = rec["stamps"]
@@ -167,18 +168,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         said.append(rec["steps"])
                         r.stage(f"{base} (pretraining the base model)", 0, len(stream), spec.base_steps)
                     r.step(rec)
-                if len(stamps) == 4:  # compile done and two steps timed: say how long this first run takes
-                    step_s = (stamps[3] - stamps[1]) / 2
-                    base_rest = ((spec.base_steps - 4) * step_s if spec.base_steps else
-                                 max(0.0, spec.base_seconds - (stamps[3] - stamps[1])))
+                if len(stamps) == PACE_STEPS:   # compile done, the pace of 20 steps seen: how long this run takes
+                    step_s = float(np.median(np.diff(stamps[CALIBRATION:])))
+                    done = stamps[-1] - stamps[1]
+                    base_rest = ((spec.base_steps - len(stamps)) * step_s if spec.base_steps
+                                 else max(0.0, spec.base_seconds - done))
                     rest = base_rest + estimate({"first_steps_s": stamps[1] - wall, "pretrain_step_s": step_s},
                                                 None, None, len(stream), stage_guess,
                                                 len(domains) * (len(stream) + 1), tokens_generated(args, stream),
-                                                strategy == "adapter-per-domain", naive_contrast(args, strategy))
-                    r.message(f"measured {step_s:.2f}s per pretraining step: this first run will take about "
+                                                strategy == "adapter-per-domain", naive_contrast(args, strategy),
+                                                base_built=True)
+                    r.message(f"measured {step_s:.3f}s per pretraining step: this first run will take about "
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
-            folder, _ = _base_folder(spec, plan, r, cached_base, log)
+            folder, built = _base_folder(spec, plan, r, cached_base, log)
         timings = read_timings(folder)
         setup = time.perf_counter()
         learner = _new_learner(args, strategy, folder, spec, None)
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     step_s = measure_step(learner)
     if timings or step_s:
         rest = estimate(timings, setup_s, step_s, len(stream), stage_steps, len(eval_sets) * (len(stream) + 1),
-                        tokens_generated(args, stream), learner.config.per_domain, naive)
+                        tokens_generated(args, stream), learner.config.per_domain, naive, built)
         how = f"{step_s:.2f}s per step, measured now" if step_s else "the base's measured step time"
         console.print(f"from {how}, this run should take about {fmt_seconds(time.perf_counter() - wall + rest)} in "
                       "all")

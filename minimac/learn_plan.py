@@ -35,6 +35,7 @@ FACTS = (("The capital of Velmora is", "Tarsk"), ("The river of Velmora is the",
          ("The mountain of Velmora is Mount", "Kessa"), ("The coin of Velmora is the", "drel"))
 FACTS_DOMAIN, COPIES = "facts", 6
 DEMO = {"stage_steps": 40, "train_chars": 200_000, "remember_chars": 40_000, "prompt_chars": 40, "new_tokens": 24}
+CURVE_EVERY = 10   # steps between two points of the curves (each point evaluates every set)
 EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 characters, spread over the text
 # The cap keeps a big text to minutes: a 1 MB novel with the nano base and the default strategy took 4m54s in all
 # on the project's 2-core CPU (600 steps of ~0.3 s, 190 s of CPU) while other jobs kept its load average at 5.5-6
@@ -203,21 +204,23 @@ def measure_step(learner) -> float | None:
 
 
 def estimate(t: dict, setup_s: float | None, step_s: float | None, stages: int, steps: int, evals: int,
-             tokens: int, per_domain: bool, naive: bool = False) -> float:
-    """Seconds for what is left of the run.
+             tokens: int, per_domain: bool, naive: bool = False, base_built: bool = False) -> float:
+    """Seconds for what is left of the run, after the base.
 
-    From this run: `setup_s`, the setup that compiled the training step (the base's EWC Fisher), and `step_s`, one
-    step timed now (measure_step); else (None) from the cached base's timings (base_cache: its compile time and
-    pretraining step, of which a LoRA step is ~0.6), which assume the machine is as busy as when the base was built.
-    Measured on a 2-core CPU with nano: generation before learning and the first evaluation compile ~0.9 of the
-    step's compile, and generation after learning ~0.35 more under adapter-per-domain (a new adapter: new kernels);
-    a set evaluated ~1.5 steps; a generated token ~0.15 of a step; each stage's Fisher and sleep ~3 steps; saving
-    and the rest ~3 s. `naive`: the demo's full fine-tuning for contrast, the same stages again (its steps ~1.4 of a
-    LoRA step, its compile ~1 of the step's), with the curves' evaluations (every CURVE_EVERY steps) of both.
+    `t`: the base's timings (base_cache: `first_steps_s`, its compile, c; `pretrain_step_s`, one pretraining step,
+    s); `setup_s`: this run's setup if it compiled the learner's step (the EWC strategies' Fisher), and `step_s` one
+    learner step timed now (measure_step). `evals`: sets evaluated at the stages' ends. Ratios from the demo's first
+    run with fresh caches (nano, 2-core CPU, load 1.6-2.9; 2m46s estimated, 2m54s taken): the learner's step
+    compiles in ~0.5 c, each stage's new jit (and adapter) ~0.1 c; a learner step with its host work and the curves'
+    evaluations every CURVE_EVERY steps ~3.5 s (or 1.5 step_s); a set evaluated ~1.5 s; a generated token ~0.15 s.
+    `naive` (the full fine-tuning run for contrast) compiles in ~0.2 c when the base was built in this process
+    (`base_built`: its kernels are warm), ~0.55 c in a later run, and steps at ~1.5 s. Saving and the rest ~3 s.
+    A machine that gets busier takes longer: the live ETA of each stage follows the pace of its own steps.
     """
-    compile_s = setup_s or t.get("first_steps_s", 60.0)
-    step_s = step_s or 0.6 * t.get("pretrain_step_s", 1.0)
-    curve_evals = evals / (stages + 1) * stages * (steps // 10)
-    one = (stages * (steps + 3) * step_s + (evals + curve_evals) * 1.5 * step_s)
-    return ((0.0 if setup_s else compile_s) + (1.25 if per_domain else 0.9) * compile_s + one
-            + (compile_s + 1.4 * one if naive else 0.0) + tokens * 0.15 * step_s + 3.0)
+    c = t.get("first_steps_s", 60.0)
+    s = t.get("pretrain_step_s", 1.0)
+    learner_step = 1.5 * step_s if step_s else 3.5 * s
+    learner = ((0.0 if setup_s else 0.5 * c) + stages * (0.1 if per_domain else 0.05) * c
+               + stages * steps * learner_step + evals * 1.5 * s)
+    contrast = (0.2 if base_built else 0.55) * c + stages * steps * 1.5 * s + evals * 1.5 * s if naive else 0.0
+    return learner + contrast + tokens * 0.15 * s + 3.0

@@ -24,12 +24,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from minimac.learn_plan import DEMO, evaluating
+from minimac.learn_plan import CURVE_EVERY, DEMO, evaluating
 from minimac.learner.hooks import Controller
 from minimac.readout import Readout, r_matrix_table
 
 BLOCKS = "▁▂▃▄▅▆▇█"
-CURVE_EVERY = 10   # steps between two points of the curves in the demo (each point evaluates every set)
 
 
 class Curves(Controller):
