@@ -262,3 +262,31 @@ def test_state_and_file_errors(tmp_path):
     (tmp_path / "e" / "ewc_config.json").write_text(json.dumps({"mode": "online"}))
     with pytest.raises(ValueError, match="ewc_config.json is not a valid EWC config"):
         EWC.load(tmp_path / "e")
+
+
+def test_the_learners_fisher_is_empirical_fisher_per_batch():
+    """One estimator, two ways to get its gradients: StepTrainer.fisher (the learner's jitted step replayed at lr 0)
+    gives ewc.empirical_fisher(per_sample=False) of the same weighted loss, and moves no weight."""
+    from minimac.learner.step import StepTrainer
+    from minimac.model import ModelConfig, Transformer
+    from minimac.ops import cross_entropy
+    Tensor.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, d_model=16, num_layers=1, num_query_heads=2, num_kv_heads=1,
+                                    d_ff=32, max_seq_len=16))
+    params = model.parameters()
+    trainer = StepTrainer(model, params, lr=1e-3, weight_decay=0.0, max_grad_norm=1e9, ewc=EWC(ewc_lambda=1.0))
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 64, (2, 8)).astype(np.int32), rng.integers(0, 64, (2, 8)).astype(np.int32),
+                rng.uniform(0.5, 1.5, (2, 8)).astype(np.float32)) for _ in range(3)]
+    before = [p.numpy().copy() for p in params]
+    mine = [f.numpy() for f in trainer.fisher(batches)]
+    assert all(np.array_equal(b, p.numpy()) for b, p in zip(before, params))
+
+    def loss(batch):
+        x, y, w = batch
+        return cross_entropy(model(x), y, weights=w)
+    reference = empirical_fisher(params, loss, [tuple(Tensor(a) for a in b) for b in batches], per_sample=False)
+    for a, b in zip(mine, reference):   # float32 sums in two graphs: the largest entry, which sets the scale, 0.2%
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-2, atol=1e-6)
+    per_row = empirical_fisher(params, loss, [tuple(Tensor(a) for a in b) for b in batches], per_sample=True)
+    assert max(np.abs(a - b.numpy()).max() for a, b in zip(mine, per_row)) > 0.05   # another estimator differs
