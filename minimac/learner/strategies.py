@@ -61,6 +61,10 @@ class LearnerConfig:
     loraplus_lr_ratio: float = 16.0
     init_lora_weights: bool | str = True
     modules_to_save: tuple[str, ...] = ()
+    # the tied embedding / lm_head per adapter (minimac/lora_embedding.py): a rank-embedding_r delta E + s B A used by
+    # the lookup and the output projection (0 = none), and a bias over the vocabulary on the logits
+    embedding_r: int = 0
+    output_bias: bool = False
     # replay (Avalanche names): replay_ratio is the share of every batch's rows, and of its loss, given to replay
     mem_size: int = 2000
     replay_ratio: float = 0.5
@@ -124,7 +128,7 @@ class LearnerConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.modules_to_save = tuple(self.modules_to_save)
         LoRAConfig(self.r, self.lora_alpha, self.lora_dropout, self.target_modules, self.use_rslora,
-                   self.init_lora_weights, self.modules_to_save)  # its own checks: use_rslora, init, modules_to_save
+                   self.init_lora_weights, self.modules_to_save, self.embedding_r, self.output_bias)  # its own checks: use_rslora, init, modules_to_save
         if self.learning_rate is not None:
             _number(self, "learning_rate", low=0.0, low_ok=False)
         if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
@@ -142,7 +146,7 @@ class LearnerConfig:
     def lora_config(self) -> LoRAConfig:
         """The LoRAConfig of every adapter this learner adds."""
         return LoRAConfig(self.r, self.lora_alpha, self.lora_dropout, self.target_modules, self.use_rslora,
-                          self.init_lora_weights, self.modules_to_save)
+                          self.init_lora_weights, self.modules_to_save, self.embedding_r, self.output_bias)
 
     def lr_factor(self, step: int, steps: int) -> float:
         """lr's multiplier at step `step` (0-based) of a call of `steps` steps (minimac/learner/schedule.py)."""
@@ -206,7 +210,8 @@ class LearnerConfig:
 # What a config saved before these fields existed trained with (from_dict fills them in).
 LEGACY = {"use_rslora": False, "loraplus_lr_ratio": 1.0, "init_lora_weights": True, "modules_to_save": (),
           "lr_schedule": "constant", "warmup_ratio": 0.0, "min_lr_ratio": 0.1, "holdout_fraction": 0.0,
-          "eval_every": None, "patience": 3, "route_windows": 1, "route_margin": 0.0}
+          "eval_every": None, "patience": 3, "route_windows": 1, "route_margin": 0.0, "embedding_r": 0,
+          "output_bias": False}
 
 
 def _positive_int(cfg: LearnerConfig, *names: str) -> None:
