@@ -18,12 +18,13 @@ prompt as generate(domain=None) does, and is also scored with domain="facts" ("b
 
 Why the text holds the facts COPIES = 8 times, in shuffled orders: learn_from_text cuts its text into fixed
 windows of 64 tokens, so a fact written once is always learned after the same neighbours, and the model leans on
-them; a recall prompt has none. Written once, full fine-tuning drove the facts' loss to 0.01 nats and still
-recalled few of them alone (docs/forgetting.md, "Fact recall"); in shuffled copies each fact has many neighbours.
+them; a recall prompt has none. Written once, full fine-tuning drove the facts' loss to 0.02 nats and recalled 13%
+of them; in 8 shuffled copies, 88% (docs/forgetting.md, "Fact recall").
 Why FACTS_STEPS = 800 (the library's own rule gives max(30, one pass): 30 steps for full, 44 with replay): 8 x 60
 sentences are ~11,000 tokens, ~175 windows; 800 steps of 8 rows are ~36 passes for full fine-tuning (~18 for the
-replay strategies, which give half of each batch to replay). Memorising an invented name to the argmax needs tens
-of passes; fewer left full fine-tuning short of 90%. Goal: >= 90% verbatim now, >= 80% later, default strategy.
+replay strategies, which give half of each batch to replay). Memorising an invented name to the argmax takes tens
+of passes: full fine-tuning still recalls only 88% after 800 steps. Goal: >= 90% verbatim now, >= 80% later, for
+the default strategy (not met on the quick base: see the docs).
 Leaves out: several seeds, teaching the paraphrases (recall of a question is generalisation, not memory).
 """
 from __future__ import annotations
