@@ -1,29 +1,31 @@
 """Fact recall: does the continual learner learn made-up facts from one `learn_from_text` call, and keep them?
 
-    MINIMAC_DATA=../shared/data python benchmarks/facts.py                 # quick: nano base, 2-core CPU, minutes
-    MINIMAC_DATA=../shared/data python benchmarks/facts.py --full          # tiny base (a GPU)
-    python benchmarks/facts.py --strategies adapter-per-domain --facts-steps 400 --facts-lr 1e-2
+    MINIMAC_DATA=../shared/data python benchmarks/facts.py                 # quick: nano base, 2-core CPU
+    MINIMAC_DATA=../shared/data python benchmarks/facts.py --full          # the tiny base (a GPU)
+    python benchmarks/facts.py --strategies lora+replay+ewc --facts-lr 1e-2 --append   # one more row
 
-FACTS are invented (people, places, objects and numbers drawn from a seeded syllable generator, so no base model
-can know them; none of the answers occurs in the corpora under MINIMAC_DATA, a test checks it) in 12 sentence
-templates (capitals, inventors, birth years, rivers, flags, novels, mountains, coins, founders, elements, dialling
-codes, dishes), 5 facts each. Each has a verbatim prompt ("The capital of Velaria is"), a paraphrased question
-("Q: What city is the capital of Velaria?\\nA:") and an answer ("Quorvash"); the text taught is the 60 sentences,
-one per line. Recall: `recalled(greedy completion, answer)`, the share of facts recalled, per prompt form.
+FACTS: 60 invented facts (names from a seeded syllable generator, so no base model can know them; a test checks
+that no answer occurs in the corpora under MINIMAC_DATA) from 12 templates (capitals, inventors, birth years,
+rivers, flags, novels, mountains, coins, founders, elements, dialling codes, dishes). Each has a verbatim prompt
+("The capital of Velaria is"), a paraphrased question ("Q: What city is the capital of Velaria?\\nA:") and an
+answer ("Quorvash"). Recall: the share of facts whose greedy completion `recalled` the answer, per prompt form.
 
-Protocol per strategy (`run_recall`, also callable by the forgetting benchmark): the cached base of the forgetting
-benchmark's mode (minimac/base_cache.py) remembers base text (replay / EWC), learns the facts in ONE call
-(domain "facts") and consolidates; recall is measured "now"; it then learns two more real domains (Tiny Shakespeare
-and SCOTUS, with the forgetting benchmark's steps per stage) and recall is measured "later"; then save_checkpoint +
-load_checkpoint and "loaded". adapter-per-domain generates with domain=None (the library routes on the prompt) and
-again with domain="facts" (routed by name), so routing errors show. Time: seconds of each learn_from_text call and
-of each recall pass (every fact, both prompt forms, greedy).
+Protocol (`run_recall`, callable by the forgetting benchmark for its fact_recall_now / _later): the forgetting
+benchmark's cached base (minimac/base_cache.py) remembers base text (replay / EWC), learns the facts in ONE call
+(domain "facts"), consolidates; recall "now"; learns Tiny Shakespeare then SCOTUS (the forgetting benchmark's steps
+per stage); recall "later"; save_checkpoint + load_checkpoint; recall "loaded". adapter-per-domain routes each
+prompt as generate(domain=None) does, and is also scored with domain="facts" ("by name"), so routing errors show.
 
-Why 300 steps for the facts (`--facts-steps`; the library's own rule would give ~30): the 60 sentences are ~20
-chunks of 64 tokens, so a batch of 8 rows (4 new ones under replay) sees every sentence once per ~5 steps. Verbatim
-recall of an invented name needs the exact token sequence to become the argmax; on the nano base that took about
-50 passes (see docs/forgetting.md, "Fact recall", for recall against steps). Goal: >= 90% verbatim now, >= 80%
-later, for the library's default strategy. Leaves out: several seeds, teaching the paraphrases themselves.
+Why the text holds the facts COPIES = 8 times, in shuffled orders: learn_from_text cuts its text into fixed
+windows of 64 tokens, so a fact written once is always learned after the same neighbours, and the model leans on
+them; a recall prompt has none. Written once, full fine-tuning drove the facts' loss to 0.02 nats and recalled 13%
+of them; in 8 shuffled copies, 88% (docs/forgetting.md, "Fact recall").
+Why FACTS_STEPS = 800 (the library's own rule gives max(30, one pass): 30 steps for full, 44 with replay): 8 x 60
+sentences are ~11,000 tokens, ~175 windows; 800 steps of 8 rows are ~36 passes for full fine-tuning (~18 for the
+replay strategies, which give half of each batch to replay). Memorising an invented name to the argmax takes tens
+of passes: full fine-tuning still recalls only 88% after 800 steps. Goal: >= 90% verbatim now, >= 80% later, for
+the default strategy (not met on the quick base: see the docs).
+Leaves out: several seeds, teaching the paraphrases (recall of a question is generalisation, not memory).
 """
 from __future__ import annotations
 
@@ -44,9 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 GOAL_NOW, GOAL_LATER = 0.9, 0.8
 DOMAIN = "facts"
-COPIES = 4  # the facts are written this many times, in shuffled orders (see the module doc)
-CONTRASTS = ("full", "lora+replay+ewc", "adapter-per-domain")
-FACTS_STEPS = 600  # see the module doc
+COPIES = 8  # the facts are written this many times, in shuffled orders (see the module doc)
+CONTRASTS = ("full", "lora+replay+ewc", "full+replay+ewc", "adapter-per-domain")
+FACTS_STEPS = 800  # see the module doc
+KEY = ("strategy", "facts_steps", "facts_lr", "copies")  # what tells runs apart in --append
 
 
 class Fact(NamedTuple):
@@ -371,6 +374,12 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(runs: list[dict], run: dict) -> list[dict]:
+    """runs with `run` added; a run with the same KEY (strategy, steps, lr, copies) is replaced in its row."""
+    same = [i for i, r in enumerate(runs) if all(r[k] == run[k] for k in KEY)]
+    return [run if i == (same or [-1])[0] else r for i, r in enumerate(runs)] + ([] if same else [run])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tinygrad import Device
@@ -404,9 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_strategy(s, lambda: load_model(folder), tokenizer, stream, base_text, args.facts_steps,
                            meta["domain_steps"], spec.batch_size, spec.seq_len, args.facts_lr, args.seed,
                            copies=args.copies)
-        key = [run[k] for k in ("strategy", "facts_steps", "facts_lr", "copies")]
-        runs = [r for r in runs if [r[k] for k in ("strategy", "facts_steps", "facts_lr", "copies")] != key]
-        runs.append({**run, "command": command, "machine": machine, "load": load})
+        runs = merge(runs, {**run, "command": command, "machine": machine, "load": load})
     result = {"meta": meta, "runs": runs}
     path.parent.mkdir(parents=True, exist_ok=True)
     for file, text in ((path, json.dumps(result, indent=1)), (path.with_suffix(".md"), markdown(result))):

@@ -107,6 +107,16 @@ def test_batched_greedy_matches_generate_even_past_the_context():
     assert got == [learner.generate(p, k, temperature=0, top_k=None, top_p=None) for p, k in zip(prompts, n)]
 
 
+def test_append_replaces_a_run_in_its_row():
+    def run(strategy, steps, tag):
+        return {"strategy": strategy, "facts_steps": steps, "facts_lr": 0.005, "copies": 8, "tag": tag}
+    runs = fb.merge(fb.merge([], run("lora", 800, "old")), run("full", 800, "old"))
+    runs = fb.merge(runs, run("lora", 800, "new"))                 # the same settings: replaced, same place
+    assert [(r["strategy"], r["tag"]) for r in runs] == [("lora", "new"), ("full", "old")]
+    runs = fb.merge(runs, run("lora", 2400, "new"))                # other steps: a row of its own
+    assert [(r["strategy"], r["facts_steps"]) for r in runs] == [("lora", 800), ("full", 800), ("lora", 2400)]
+
+
 @pytest.fixture(scope="module")
 def tiny_run():
     """Two strategies through the whole protocol on a random 1-layer model: 4 facts, a few steps."""
