@@ -49,7 +49,7 @@ DOMAIN = "facts"
 COPIES = 8  # the facts are written this many times, in shuffled orders (see the module doc)
 CONTRASTS = ("full", "lora+replay+ewc", "full+replay+ewc", "adapter-per-domain")
 FACTS_STEPS = 800  # see the module doc
-KEY = ("strategy", "facts_steps", "facts_lr", "copies")  # what tells runs apart in --append
+KEY = ("strategy", "facts_steps", "facts_lr", "copies", "set")  # what tells runs apart in --append
 
 
 class Fact(NamedTuple):
@@ -287,23 +287,27 @@ def _forgetting_benchmark():
 
 def run_strategy(strategy: str, make_model, tokenizer, stream: list[tuple[str, str]], base_text: str,
                  facts_steps: int, domain_steps: int, batch_size: int = 8, seq_len: int = 64, lr: float | None = None,
-                 seed: int = 0, say=print, facts: list[Fact] = FACTS, copies: int = COPIES, check: int = 2) -> dict:
+                 seed: int = 0, say=print, facts: list[Fact] = FACTS, copies: int = COPIES, check: int = 2,
+                 overrides: dict | None = None, tag: str = "") -> dict:
     """One strategy: a fresh learner on make_model() remembers base_text (as the forgetting benchmark), then
-    run_recall. {"strategy", "facts_steps", "facts_lr", "copies", "wall_s", **run_recall(...)}."""
+    run_recall. `overrides`: more LearnerConfig fields (--set). facts_steps 0: the library's own rule for the
+    number of steps. {"strategy", "facts_steps", "facts_lr", "copies", "set", "wall_s", **run_recall(...)}."""
     from tinygrad import Tensor
 
     from minimac.learner import ContinualLearner, LearnerConfig
     Tensor.manual_seed(seed)  # the same LoRA init for every strategy
-    config = LearnerConfig(strategy=strategy, batch_size=batch_size, seq_len=seq_len, seed=seed, fisher_samples=16)
+    config = LearnerConfig(**{"strategy": strategy, "batch_size": batch_size, "seq_len": seq_len, "seed": seed,
+                              "fisher_samples": 16, **(overrides or {})})
     learner = ContinualLearner(make_model(), tokenizer, config)
     learner.remember(base_text, "base")
     learner.consolidate("base")
     say(f"{strategy}: {facts_steps} steps, lr {lr or config.lr:g}, {copies} copies")
     t0 = time.perf_counter()
-    out = run_recall(learner, stream, facts, steps=facts_steps, domain_steps=domain_steps, lr=lr, copies=copies,
-                     check=check, say=say)
-    return {"strategy": strategy, "facts_steps": facts_steps, "facts_lr": lr or config.lr, "copies": copies,
-            "wall_s": time.perf_counter() - t0, **out}
+    out = run_recall(learner, stream, facts, steps=facts_steps or None, domain_steps=domain_steps, lr=lr,
+                     copies=copies, check=check, say=say)
+    label = strategy + (f" ({tag})" if tag else "")
+    return {"strategy": label, "facts_steps": out["learn"][0]["steps"] if not facts_steps else facts_steps,
+            "facts_lr": lr or config.lr, "copies": copies, "set": tag, "wall_s": time.perf_counter() - t0, **out}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -313,7 +317,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="the forgetting benchmark's full base (tiny preset) and "
                    "domain steps, for a GPU; default: its quick mode (nano base, a 2-core CPU)")
     p.add_argument("--strategies", default=",".join(default), help=f"comma-separated, of {STRATEGIES}")
-    p.add_argument("--facts-steps", type=int, default=FACTS_STEPS, help=f"steps of the facts call ({FACTS_STEPS})")
+    p.add_argument("--facts-steps", type=int, default=FACTS_STEPS, help=f"steps of the facts call ({FACTS_STEPS}; "
+                   "0 = the library's own rule, LearnerConfig.default_steps)")
+    p.add_argument("--set", dest="overrides", default="", help="more LearnerConfig fields for every run, as "
+                   "benchmarks/forgetting.py's --set: r=24,embedding_r=32,output_bias=true")
+    p.add_argument("--tag", help="name the runs 'STRATEGY (TAG)' (default: the --set text)")
     p.add_argument("--facts-lr", type=float, help="learning rate of the facts call only (default: the strategy's)")
     p.add_argument("--copies", type=int, default=COPIES, help=f"facts written this many times ({COPIES}; 1 = once)")
     p.add_argument("--domain-steps", type=int, help="steps per later domain (default: the forgetting benchmark's)")
@@ -325,7 +333,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if bad := [s for s in args.strategies if s not in STRATEGIES] or not args.strategies:
         p.error(f"unknown strategy {bad or args.strategies}; choose from {STRATEGIES}")
-    for name in ("facts_steps", "facts_lr", "domain_steps", "copies"):
+    if args.facts_steps < 0:
+        p.error(f"--facts-steps must be >= 0, got {args.facts_steps}")
+    try:
+        args.set = _forgetting_benchmark().parse_overrides(args.overrides)
+    except ValueError as e:
+        p.error(str(e))
+    args.tag = args.overrides if args.tag is None else args.tag
+    for name in ("facts_lr", "domain_steps", "copies"):
         if (v := getattr(args, name)) is not None and not v > 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {v}")
     return args
@@ -376,7 +391,7 @@ def markdown(result: dict) -> str:
 
 def merge(runs: list[dict], run: dict) -> list[dict]:
     """runs with `run` added; a run with the same KEY (strategy, steps, lr, copies) is replaced in its row."""
-    same = [i for i, r in enumerate(runs) if all(r[k] == run[k] for k in KEY)]
+    same = [i for i, r in enumerate(runs) if all(r.get(k, "") == run.get(k, "") for k in KEY)]
     return [run if i == (same or [-1])[0] else r for i, r in enumerate(runs)] + ([] if same else [run])
 
 
@@ -412,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in args.strategies:
         run = run_strategy(s, lambda: load_model(folder), tokenizer, stream, base_text, args.facts_steps,
                            meta["domain_steps"], spec.batch_size, spec.seq_len, args.facts_lr, args.seed,
-                           copies=args.copies)
+                           copies=args.copies, overrides=args.set, tag=args.tag)
         runs = merge(runs, {**run, "command": command, "machine": machine, "load": load})
     result = {"meta": meta, "runs": runs}
     path.parent.mkdir(parents=True, exist_ok=True)

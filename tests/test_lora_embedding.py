@@ -138,6 +138,32 @@ def test_output_bias_alone(tiny):
     before = model(tokens).numpy()
     lora.inject_lora(model, LoRAConfig(r=2, output_bias=True), "a")
     assert not isinstance(model.token_embedding, TiedLoRAEmbedding) and not model.lm_head.lora_A
-    assert set(k for k in lora.adapter_state_dict(model, "a") if k.startswith("lm_head")) == {"lm_head.lora_bias.weight"}
+    assert {k for k in lora.adapter_state_dict(model, "a") if k.startswith("lm_head")} == {"lm_head.lora_bias.weight"}
     model.lm_head.lora_bias["a"].assign(Tensor.ones(64)).realize()
     np.testing.assert_allclose(model(tokens).numpy(), before + 1, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_learner_with_embedding_deltas_learns_routes_and_reloads(tmp_path):
+    """adapter-per-domain with embedding_r and output_bias: each domain's loss falls, the router tells them apart,
+    and a checkpoint gives the same logits back."""
+    from minimac.learner import ContinualLearner, LearnerConfig
+    from minimac.model import ModelConfig, Transformer
+    from minimac.tokenizer import Tokenizer
+    Tensor.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=300, d_model=32, num_layers=1, num_query_heads=2, num_kv_heads=1,
+                                    d_ff=64, max_seq_len=32))
+    cfg = LearnerConfig(batch_size=4, seq_len=16, min_steps=10, learning_rate=1e-2, r=2, embedding_r=4,
+                        output_bias=True)
+    learner = ContinualLearner(model, Tokenizer(), cfg)
+    code, prose = "def double(x):\n    return x * 2\n\n" * 6, "the cat sat on the mat and looked at the dog. " * 6
+    results = [learner.learn_from_text(text, name, steps=25) for name, text in (("code", code), ("prose", prose))]
+    assert all(r["loss_after"] < 0.8 * r["loss_before"] for r in results)
+    assert learner.route("def double(x):\n    return x") == "code" and learner.route("the cat sat on") == "prose"
+    learner.save_checkpoint(tmp_path / "ckpt")
+    again = ContinualLearner.load_checkpoint(tmp_path / "ckpt")
+    for name in ("code", "prose"):
+        ids = [learner.encode("def double")]
+        lora.set_adapter(learner.model, name)
+        lora.set_adapter(again.model, name)
+        np.testing.assert_allclose(again.model(ids).numpy(), learner.model(ids).numpy(), rtol=1e-5, atol=1e-5)
