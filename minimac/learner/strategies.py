@@ -45,13 +45,15 @@ class LearnerConfig:
     chunks, at `batch_size - replay rows` new chunks per step, but never fewer than `min_steps`, so that even one
     sentence (one chunk) is seen `min_steps` times and is actually learned.
     """
-    # The default: one adapter per domain, routed by likelihood. On the full-mode benchmark (5 domains, H100, 3 seeds)
-    # it forgot nothing and reached 0.74-0.77 of a per-domain full fine-tune's gain at 12% of the base's parameters
-    # per domain; the recipe below (r 24, rsLoRA, LoRA+ 16, lr 5e-4 with warmup and cosine decay) was the best of a
-    # sweep within 15% (docs/forgetting.md). lora+replay+ewc, the seeds' recipe, forgot 11% there.
+    # The default: one adapter per domain, routed by likelihood. On the full-mode benchmark (5 domains, H100) it
+    # forgets nothing; with a rank-96 delta on the tied embedding (lora_embedding.py) beside r 16 on the projections
+    # it reached about 0.98 of a per-domain full fine-tune's gain on its worst domain, at 13.1% of the base's
+    # parameters per domain; without it (r 24 alone, the previous default) 0.73-0.74: the adapters lacked the
+    # vocabulary, not rank (docs/forgetting.md). The output bias added little beside it and a merged model cannot
+    # hold it, so it stays off. lora+replay+ewc, the seeds' recipe, forgot 11% there.
     strategy: str = "adapter-per-domain"
     # LoRA (PEFT names): scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora
-    r: int = 24
+    r: int = 16
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = TARGET_MODULES
@@ -63,7 +65,7 @@ class LearnerConfig:
     modules_to_save: tuple[str, ...] = ()
     # the tied embedding / lm_head per adapter (minimac/lora_embedding.py): a rank-embedding_r delta E + s B A used by
     # the lookup and the output projection (0 = none), and a bias over the vocabulary on the logits
-    embedding_r: int = 0
+    embedding_r: int = 96
     output_bias: bool = False
     # replay (Avalanche names): replay_ratio is the share of every batch's rows, and of its loss, given to replay
     mem_size: int = 2000
