@@ -80,8 +80,13 @@ def test_bad_arguments_are_named(capsys):
         fb.parse_args(["--strategies", "lora,nonsense"])
     assert "unknown strategy ['nonsense']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        fb.parse_args(["--facts-steps", "0"])
-    assert "--facts-steps must be positive" in capsys.readouterr().err
+        fb.parse_args(["--facts-steps", "-1"])
+    assert "--facts-steps must be >= 0" in capsys.readouterr().err
+    assert fb.parse_args(["--facts-steps", "0"]).facts_steps == 0           # 0: the library's own rule
+    with pytest.raises(SystemExit):
+        fb.parse_args(["--set", "embedding_r=-1"])
+    assert "embedding_r must be an integer >= 0" in capsys.readouterr().err
+    assert fb.parse_args(["--set", "embedding_r=8"]).set == {"embedding_r": 8}
     args = fb.parse_args([])
     from minimac.learner import LearnerConfig
     assert args.strategies[0] == LearnerConfig().strategy and "full" in args.strategies
