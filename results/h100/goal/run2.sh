@@ -7,7 +7,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 DEV=CUDA MINIMAC_DATA=$L/data MINIMAC_CACHE=/tmp/mc
 export NVRTC_PATH=$(find / -name 'libnvrtc.so*' -type f 2>/dev/null | grep -v stub | head -1)
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); echo "$GPU"; nproc
-END=$((SECONDS + ${BUDGET:-150}))
+END=$((SECONDS + ${BUDGET:-535}))
 mkdir -p /tmp/mc /tmp/o && cp -r $L/base/base-tiny-59bf1cf918d1 /tmp/mc/
 BASE=/tmp/mc/base-tiny-59bf1cf918d1
 run() {  # NAME ARGS...: one forgetting-benchmark process in the background, stopped at the deadline
