@@ -1,29 +1,32 @@
 """Fact recall: does the continual learner learn made-up facts from one `learn_from_text` call, and keep them?
 
-    MINIMAC_DATA=../shared/data python benchmarks/facts.py                 # quick: nano base, 2-core CPU, minutes
-    MINIMAC_DATA=../shared/data python benchmarks/facts.py --full          # tiny base (a GPU)
-    python benchmarks/facts.py --strategies adapter-per-domain --facts-steps 400 --facts-lr 1e-2
+    MINIMAC_DATA=../shared/data python benchmarks/facts.py                 # quick: nano base, 2-core CPU
+    MINIMAC_DATA=../shared/data python benchmarks/facts.py --full          # the tiny base (a GPU)
+    python benchmarks/facts.py --strategies lora+replay+ewc --facts-lr 1e-2 --append   # one more row
 
-FACTS are invented (people, places, objects and numbers drawn from a seeded syllable generator, so no base model
-can know them; none of the answers occurs in the corpora under MINIMAC_DATA, a test checks it) in 12 sentence
-templates (capitals, inventors, birth years, rivers, flags, novels, mountains, coins, founders, elements, dialling
-codes, dishes), 5 facts each. Each has a verbatim prompt ("The capital of Velaria is"), a paraphrased question
-("Q: What city is the capital of Velaria?\\nA:") and an answer ("Quorvash"); the text taught is the 60 sentences,
-one per line. Recall: `recalled(greedy completion, answer)`, the share of facts recalled, per prompt form.
+FACTS: 60 invented facts (names from a seeded syllable generator, so no base model can know them; a test checks
+that no answer occurs in the corpora under MINIMAC_DATA) from 12 templates (capitals, inventors, birth years,
+rivers, flags, novels, mountains, coins, founders, elements, dialling codes, dishes). Each has a verbatim prompt
+("The capital of Velaria is"), a paraphrased question ("Q: What city is the capital of Velaria?\\nA:") and an
+answer ("Quorvash"). Recall: the share of facts whose greedy completion `recalled` the answer, per prompt form.
 
-Protocol per strategy (`run_recall`, also callable by the forgetting benchmark): the cached base of the forgetting
-benchmark's mode (minimac/base_cache.py) remembers base text (replay / EWC), learns the facts in ONE call
-(domain "facts") and consolidates; recall is measured "now"; it then learns two more real domains (Tiny Shakespeare
-and SCOTUS, with the forgetting benchmark's steps per stage) and recall is measured "later"; then save_checkpoint +
-load_checkpoint and "loaded". adapter-per-domain generates with domain=None (the library routes on the prompt) and
-again with domain="facts" (routed by name), so routing errors show. Time: seconds of each learn_from_text call and
-of each recall pass (every fact, both prompt forms, greedy).
+Protocol (`run_recall`, callable by the forgetting benchmark for its fact_recall_now / _later): the forgetting
+benchmark's cached base (minimac/base_cache.py) remembers base text (replay / EWC), learns the facts in ONE call
+(domain "facts"), consolidates; recall "now"; learns Tiny Shakespeare then SCOTUS (the forgetting benchmark's steps
+per stage); recall "later"; save_checkpoint + load_checkpoint; recall "loaded". adapter-per-domain routes each
+prompt as generate(domain=None) does, and is also scored with domain="facts" ("by name"), so routing errors show.
 
-Why 300 steps for the facts (`--facts-steps`; the library's own rule would give ~30): the 60 sentences are ~20
-chunks of 64 tokens, so a batch of 8 rows (4 new ones under replay) sees every sentence once per ~5 steps. Verbatim
-recall of an invented name needs the exact token sequence to become the argmax; on the nano base that took about
-50 passes (see docs/forgetting.md, "Fact recall", for recall against steps). Goal: >= 90% verbatim now, >= 80%
-later, for the library's default strategy. Leaves out: several seeds, teaching the paraphrases themselves.
+Why the text holds the facts COPIES = 8 times, in shuffled orders: learn_from_text cuts its text into fixed
+windows of 64 tokens, so a fact written once is always learned after the same neighbours, and the model leans on
+them; a recall prompt has none. Written once, full fine-tuning drove the facts' loss to 0.02 nats and recalled 13%
+of them; in 8 shuffled copies, 88% (docs/forgetting.md, "Fact recall").
+Why FACTS_STEPS = 800 (the library's own rule gives max(30, one pass): 30 steps for full, 44 with replay): 8 x 60
+sentences are ~11,000 tokens, ~175 windows; 800 steps of 8 rows are ~36 passes for full fine-tuning (~18 for the
+replay strategies, which give half of each batch to replay). Memorising an invented name to the argmax takes tens
+of passes: full fine-tuning still recalls only 88% after 800 steps. Goal: >= 90% verbatim now, >= 80% later, for
+the default strategy (met on the quick base since the default adapter has an embedding delta: 98%; see the docs).
+The library's own rule (`--facts-steps 0`: one pass, at least min_steps) is far too few steps for this text.
+Leaves out: several seeds, teaching the paraphrases (recall of a question is generalisation, not memory).
 """
 from __future__ import annotations
 
@@ -44,9 +47,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 GOAL_NOW, GOAL_LATER = 0.9, 0.8
 DOMAIN = "facts"
-COPIES = 4  # the facts are written this many times, in shuffled orders (see the module doc)
-CONTRASTS = ("full", "lora+replay+ewc", "adapter-per-domain")
-FACTS_STEPS = 600  # see the module doc
+COPIES = 8  # the facts are written this many times, in shuffled orders (see the module doc)
+CONTRASTS = ("full", "lora+replay+ewc", "full+replay+ewc", "adapter-per-domain")
+FACTS_STEPS = 800  # see the module doc
+KEY = ("strategy", "facts_steps", "facts_lr", "copies", "set")  # what tells runs apart in --append
 
 
 class Fact(NamedTuple):
@@ -284,23 +288,27 @@ def _forgetting_benchmark():
 
 def run_strategy(strategy: str, make_model, tokenizer, stream: list[tuple[str, str]], base_text: str,
                  facts_steps: int, domain_steps: int, batch_size: int = 8, seq_len: int = 64, lr: float | None = None,
-                 seed: int = 0, say=print, facts: list[Fact] = FACTS, copies: int = COPIES, check: int = 2) -> dict:
+                 seed: int = 0, say=print, facts: list[Fact] = FACTS, copies: int = COPIES, check: int = 2,
+                 overrides: dict | None = None, tag: str = "") -> dict:
     """One strategy: a fresh learner on make_model() remembers base_text (as the forgetting benchmark), then
-    run_recall. {"strategy", "facts_steps", "facts_lr", "copies", "wall_s", **run_recall(...)}."""
+    run_recall. `overrides`: more LearnerConfig fields (--set). facts_steps 0: the library's own rule for the
+    number of steps. {"strategy", "facts_steps", "facts_lr", "copies", "set", "wall_s", **run_recall(...)}."""
     from tinygrad import Tensor
 
     from minimac.learner import ContinualLearner, LearnerConfig
     Tensor.manual_seed(seed)  # the same LoRA init for every strategy
-    config = LearnerConfig(strategy=strategy, batch_size=batch_size, seq_len=seq_len, seed=seed, fisher_samples=16)
+    config = LearnerConfig(**{"strategy": strategy, "batch_size": batch_size, "seq_len": seq_len, "seed": seed,
+                              "fisher_samples": 16, **(overrides or {})})
     learner = ContinualLearner(make_model(), tokenizer, config)
     learner.remember(base_text, "base")
     learner.consolidate("base")
     say(f"{strategy}: {facts_steps} steps, lr {lr or config.lr:g}, {copies} copies")
     t0 = time.perf_counter()
-    out = run_recall(learner, stream, facts, steps=facts_steps, domain_steps=domain_steps, lr=lr, copies=copies,
-                     check=check, say=say)
-    return {"strategy": strategy, "facts_steps": facts_steps, "facts_lr": lr or config.lr, "copies": copies,
-            "wall_s": time.perf_counter() - t0, **out}
+    out = run_recall(learner, stream, facts, steps=facts_steps or None, domain_steps=domain_steps, lr=lr,
+                     copies=copies, check=check, say=say)
+    label = strategy + (f" ({tag})" if tag else "")
+    return {"strategy": label, "facts_steps": out["learn"][0]["steps"] if not facts_steps else facts_steps,
+            "facts_lr": lr or config.lr, "copies": copies, "set": tag, "wall_s": time.perf_counter() - t0, **out}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -310,7 +318,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="the forgetting benchmark's full base (tiny preset) and "
                    "domain steps, for a GPU; default: its quick mode (nano base, a 2-core CPU)")
     p.add_argument("--strategies", default=",".join(default), help=f"comma-separated, of {STRATEGIES}")
-    p.add_argument("--facts-steps", type=int, default=FACTS_STEPS, help=f"steps of the facts call ({FACTS_STEPS})")
+    p.add_argument("--facts-steps", type=int, default=FACTS_STEPS, help=f"steps of the facts call ({FACTS_STEPS}; "
+                   "0 = the library's own rule, LearnerConfig.default_steps)")
+    p.add_argument("--set", dest="overrides", default="", help="more LearnerConfig fields for every run, as "
+                   "benchmarks/forgetting.py's --set: r=24,embedding_r=32,output_bias=true")
+    p.add_argument("--tag", help="name the runs 'STRATEGY (TAG)' (default: the --set text)")
     p.add_argument("--facts-lr", type=float, help="learning rate of the facts call only (default: the strategy's)")
     p.add_argument("--copies", type=int, default=COPIES, help=f"facts written this many times ({COPIES}; 1 = once)")
     p.add_argument("--domain-steps", type=int, help="steps per later domain (default: the forgetting benchmark's)")
@@ -322,7 +334,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if bad := [s for s in args.strategies if s not in STRATEGIES] or not args.strategies:
         p.error(f"unknown strategy {bad or args.strategies}; choose from {STRATEGIES}")
-    for name in ("facts_steps", "facts_lr", "domain_steps", "copies"):
+    if args.facts_steps < 0:
+        p.error(f"--facts-steps must be >= 0, got {args.facts_steps}")
+    try:
+        args.set = _forgetting_benchmark().parse_overrides(args.overrides)
+    except ValueError as e:
+        p.error(str(e))
+    args.tag = args.overrides if args.tag is None else args.tag
+    for name in ("facts_lr", "domain_steps", "copies"):
         if (v := getattr(args, name)) is not None and not v > 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {v}")
     return args
@@ -371,6 +390,12 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(runs: list[dict], run: dict) -> list[dict]:
+    """runs with `run` added; a run with the same KEY (strategy, steps, lr, copies) is replaced in its row."""
+    same = [i for i, r in enumerate(runs) if all(r.get(k, "") == run.get(k, "") for k in KEY)]
+    return [run if i == (same or [-1])[0] else r for i, r in enumerate(runs)] + ([] if same else [run])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tinygrad import Device
@@ -403,10 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in args.strategies:
         run = run_strategy(s, lambda: load_model(folder), tokenizer, stream, base_text, args.facts_steps,
                            meta["domain_steps"], spec.batch_size, spec.seq_len, args.facts_lr, args.seed,
-                           copies=args.copies)
-        key = [run[k] for k in ("strategy", "facts_steps", "facts_lr", "copies")]
-        runs = [r for r in runs if [r[k] for k in ("strategy", "facts_steps", "facts_lr", "copies")] != key]
-        runs.append({**run, "command": command, "machine": machine, "load": load})
+                           copies=args.copies, overrides=args.set, tag=args.tag)
+        runs = merge(runs, {**run, "command": command, "machine": machine, "load": load})
     result = {"meta": meta, "runs": runs}
     path.parent.mkdir(parents=True, exist_ok=True)
     for file, text in ((path, json.dumps(result, indent=1)), (path.with_suffix(".md"), markdown(result))):

@@ -115,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "settings) into --out, running nothing")
     p.add_argument("--note", default="", help="added to the machine description in the report (e.g. the GPU)")
     p.add_argument("--expert-run", help="the reference run the gains are measured against (default: 'expert')")
+    p.add_argument("--facts", help="a benchmarks/facts.py result (facts.json): learning_goal.json takes its fact "
+                   "recall from the last run of the goal's strategy")
     p.add_argument("--goal-run", help="the run that learning_goal.json summarises (default: LearnerConfig's "
                    "default strategy, untagged)")
     args = p.parse_args(argv)
@@ -426,8 +428,24 @@ def earlier_runs(path: Path, meta: dict, keep_out: list[tuple[str, int]]) -> lis
             and (r["strategy"], r.get("seed", m.get("seed", 0))) not in keep_out]
 
 
-def write_result(result: dict, out: Path, console, goal_run: str | None = None, expert_run: str | None = None) -> None:
-    """forgetting.json / .md / .png, and learning_goal.json when the library's default strategy was run."""
+def with_fact_recall(goal: dict, facts: str | None) -> dict:
+    """goal with fact_recall_now / _later (and the machine and command that measured them) from the last run of a
+    benchmarks/facts.py result whose strategy is the goal's strategy or starts with it; unchanged without one."""
+    if not facts:
+        return goal
+    runs = [r for r in json.loads(Path(facts).read_text())["runs"] if r["strategy"].split(" (")[0] ==
+            goal["strategy"].split(" (")[0]]
+    if not runs:
+        raise ValueError(f"--facts: {facts} has no run of {goal['strategy']!r}")
+    r = runs[-1]
+    return {**goal, "fact_recall_now": r["fact_recall_now"], "fact_recall_later": r["fact_recall_later"],
+            "fact_recall_run": r["strategy"], "fact_recall_machine": r["machine"], "fact_recall_command": r["command"]}
+
+
+def write_result(result: dict, out: Path, console, goal_run: str | None = None, expert_run: str | None = None,
+                 facts: str | None = None) -> None:
+    """forgetting.json / .md / .png, and learning_goal.json when the library's default strategy was run (its fact
+    recall from `facts`, a benchmarks/facts.py result, when given)."""
     from minimac.learner.strategies import LearnerConfig
     runs = [r for r in result["runs"] if not r["strategy"].endswith(BY_NAME)]
     order = {n: i for i, n in enumerate(dict.fromkeys([*STRATEGIES, *[r["strategy"] for r in runs], *REFERENCES]))}
@@ -445,7 +463,7 @@ def write_result(result: dict, out: Path, console, goal_run: str | None = None, 
     # the goal is the full mode's: a quick run never writes (or overwrites) learning_goal.json
     goal = None if result["meta"].get("quick") else learning_goal(result, goal_run or LearnerConfig().strategy)
     if goal is not None:
-        atomic_write(out / "learning_goal.json", json.dumps(goal, indent=1))
+        atomic_write(out / "learning_goal.json", json.dumps(with_fact_recall(goal, facts), indent=1))
     console.print(f"wrote {out / 'forgetting.json'}, {out / 'forgetting.md'}" + (", forgetting.png" if wrote else "")
                   + (", learning_goal.json" if goal is not None else ""))
 
@@ -467,7 +485,8 @@ def merge(args: argparse.Namespace, console) -> int:
                 runs[(r["strategy"], r.get("seed", 0))] = r
     meta["command"] = "python benchmarks/forgetting.py --merge " + " ".join(args.merge)
     meta["wall_s"] = max(p["meta"]["wall_s"] for p in parts)
-    write_result({"meta": meta, "runs": list(runs.values())}, Path(args.out), console, args.goal_run, args.expert_run)
+    write_result({"meta": meta, "runs": list(runs.values())}, Path(args.out), console, args.goal_run, args.expert_run,
+                 args.facts)
     return 0
 
 
@@ -547,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             console.print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f}s")
     meta.update({"load_end": os.getloadavg()[0], "wall_s": time.perf_counter() - wall})
-    write_result({"meta": meta, "runs": runs}, Path(args.out), console, args.goal_run, args.expert_run)
+    write_result({"meta": meta, "runs": runs}, Path(args.out), console, args.goal_run, args.expert_run, args.facts)
     return 0
 
 

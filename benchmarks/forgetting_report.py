@@ -21,6 +21,7 @@ import numpy as np
 from minimac import metrics
 
 GOAL_FORGET_PCT, GOAL_GAIN, GOAL_PARAMS_PCT = 1.0, 0.9, 15.0
+GOAL_SEEDS = 3  # the full mode's goal is judged on at least three seeds
 BY_NAME = " (routed by name)"  # the oracle view of adapter-per-domain: each set through its own domain's adapter
 REFERENCES = ("expert", "joint")
 
@@ -207,8 +208,11 @@ def learning_goal(result: dict, strategy: str) -> dict | None:
             "params_per_domain_pct": a["params_pct"], "routing_accuracy": a["routing_accuracy"],
             "fact_recall_now": None, "fact_recall_later": None, "machine": m["machine"],
             "command": commands,
-            "goal_met": a["goal_met"], "params_over_limit": (a["params_pct"] or 0) > GOAL_PARAMS_PCT,
-            "goal": {"forget_pct": GOAL_FORGET_PCT, "gain_vs_expert": GOAL_GAIN, "params_pct": GOAL_PARAMS_PCT}}
+            # the goal asks for GOAL_SEEDS seeds: fewer can show the figures, not meet it
+            "goal_met": a["goal_met"] and len(a["seeds"]) >= GOAL_SEEDS,
+            "params_over_limit": (a["params_pct"] or 0) > GOAL_PARAMS_PCT,
+            "goal": {"forget_pct": GOAL_FORGET_PCT, "gain_vs_expert": GOAL_GAIN, "params_pct": GOAL_PARAMS_PCT,
+                     "seeds": GOAL_SEEDS}}
 
 
 def markdown(result: dict) -> str:

@@ -26,7 +26,10 @@ Files: save_adapter / load_adapter (PEFT's layout) are in minimac/lora_files.py.
 learn faster (rsLoRA's alpha / sqrt(r) scaling, LoRA+ learning rates, PiSSA's start from the top singular vectors,
 per-adapter copies of the norms: PEFT's `modules_to_save`) are in minimac/lora_variants.py; LoRAConfig names them.
 
-Not covered: LoRA on embeddings or lm_head, trained biases, DoRA, quantised bases (QLoRA), mixing several
+The tied embedding / lm_head: a low-rank delta and an output bias per adapter (LoRAConfig's embedding_r and
+output_bias) are in minimac/lora_embedding.py.
+
+Not covered: trained biases of the base, DoRA, quantised bases (QLoRA), mixing several
 adapters in one forward pass.
 """
 from __future__ import annotations
@@ -39,7 +42,7 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
-from minimac import lora_variants
+from minimac import lora_embedding, lora_variants
 from minimac.ops import linear, low_rank_linear
 
 
@@ -52,6 +55,8 @@ class LoRAConfig:
     use_rslora: bool = False           # scaling alpha / sqrt(r) instead of alpha / r (lora_variants.py)
     init_lora_weights: bool | str = True  # True: A uniform, B = 0; "pissa": the weight's top-r singular vectors
     modules_to_save: tuple[str, ...] = ()  # e.g. ("norm",): a trainable per-adapter copy of every RMSNorm gain
+    embedding_r: int = 0          # rank of a low-rank delta on the tied embedding / lm_head (lora_embedding.py)
+    output_bias: bool = False     # a per-adapter bias over the vocabulary on lm_head's logits (lora_embedding.py)
 
     def __post_init__(self):
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
@@ -71,6 +76,12 @@ class LoRAConfig:
                                                             for m in self.modules_to_save):
             raise ValueError(f"modules_to_save may name 'norm' and 'token_embedding', got {self.modules_to_save!r}")
         self.modules_to_save = tuple(self.modules_to_save)
+        if isinstance(self.embedding_r, bool) or not isinstance(self.embedding_r, int) or self.embedding_r < 0 or \
+                not isinstance(self.output_bias, bool):
+            raise ValueError(f"embedding_r must be an integer >= 0 and output_bias True/False, got "
+                             f"{self.embedding_r!r}, {self.output_bias!r}")
+        if (self.embedding_r or self.output_bias) and lora_embedding.HEAD in self.target_modules:
+            raise ValueError("embedding_r / output_bias adapt lm_head themselves; leave 'lm_head' out of target_modules")
 
     @property
     def scaling(self) -> float:
@@ -92,6 +103,7 @@ class LoRALinear:
         self.disabled = False
         self.merged_adapter: str | None = None  # set while scaling * B @ A is folded into base_layer.weight
         self.lora_offset: dict = {}  # PiSSA only: the start (A0, B0), subtracted so a fresh adapter adds 0
+        self.lora_bias: dict[str, Tensor] = {}  # name -> (out,), lm_head's output_bias only (lora_embedding.py)
 
     weight = property(lambda self: self.base_layer.weight)  # so code that reads `.weight` keeps working (as PEFT)
     bias = property(lambda self: self.base_layer.bias)
@@ -107,7 +119,7 @@ class LoRALinear:
         self.lora_B[name] = Tensor.zeros(self.out_features, config.r).contiguous().realize()
 
     def delete_adapter(self, name: str) -> None:
-        for table in (self.lora_A, self.lora_B, self.configs, self.lora_offset):
+        for table in (self.lora_A, self.lora_B, self.configs, self.lora_offset, self.lora_bias):
             table.pop(name, None)
         if self.active_adapter == name:
             self.active_adapter = None
@@ -118,7 +130,11 @@ class LoRALinear:
         # minimac's layers have no bias: the frozen matmul through the `linear` seam (minimac/ops.py)
         y = linear(x, weight) if self.bias is None else x.linear(weight.transpose(), self.bias.detach())
         name = self.active_adapter
-        if name is None or self.disabled or self.merged_adapter is not None:
+        if name is None or self.disabled:
+            return y
+        if (bias := self.lora_bias.get(name)) is not None:  # output_bias: kept when merged (the base has no bias)
+            y = y + bias
+        if self.merged_adapter is not None or name not in self.lora_A:
             return y
         config = self.configs[name]
         h = x.dropout(config.lora_dropout)  # a no-op outside Context(TRAINING=1)
@@ -136,7 +152,7 @@ class LoRALinear:
 
     def merge(self) -> None:
         """Fold the active adapter into the base weight in place: W <- W + scaling * B @ A."""
-        if self.merged_adapter is None and self.active_adapter is not None:
+        if self.merged_adapter is None and self.active_adapter in self.lora_A:
             w = self.base_layer.weight
             w.assign((w.detach() + self.delta_weight(self.active_adapter)).cast(w.dtype)).realize()
             self.merged_adapter = self.active_adapter
@@ -190,7 +206,7 @@ def lora_layers(model) -> dict[str, LoRALinear]:
 
 
 def adapter_names(model) -> list[str]:
-    return sorted({name for layer in lora_layers(model).values() for name in layer.lora_A})
+    return sorted({name for layer in lora_layers(model).values() for name in layer.configs})
 
 
 def active_adapter(model) -> str | None:
@@ -237,6 +253,8 @@ def add_adapter(model, adapter_name: str, config: LoRAConfig) -> None:
             _replace(parent, key, child := LoRALinear(child))
             child.disabled = disabled
         child.add_adapter(adapter_name, config)
+    if config.embedding_r or config.output_bias:
+        lora_embedding.add_head(model, adapter_name, config, LoRALinear, disabled)
     if config.modules_to_save:
         lora_variants.add_saved(model, adapter_name, config.modules_to_save)
     if active_adapter(model) is None:
@@ -255,7 +273,7 @@ def set_adapter(model, adapter_name: str) -> None:
     _check_name(model, adapter_name)
     _check_not_merged(model, "switch adapters")
     for layer in lora_layers(model).values():
-        layer.active_adapter = adapter_name if adapter_name in layer.lora_A else None
+        layer.active_adapter = adapter_name if adapter_name in layer.configs else None
     _sync(model)
 
 
@@ -300,8 +318,12 @@ def delete_adapter(model, adapter_name: str) -> None:
     for path, parent, key, child in list(_walk(model)):
         if isinstance(child, LoRALinear):
             child.delete_adapter(adapter_name)
-            if not child.lora_A:
+            if not child.configs:
                 _replace(parent, key, child.base_layer)
+    head = getattr(model, lora_embedding.HEAD, None)
+    if isinstance(getattr(model, "token_embedding", None), lora_embedding.TiedLoRAEmbedding) and \
+            not (isinstance(head, LoRALinear) and head.lora_A):
+        model.token_embedding = model.token_embedding.base_layer   # no embedding delta left: the plain nn.Embedding
 
 
 def merge_adapter(model) -> None:
@@ -331,6 +353,8 @@ def adapter_state_dict(model, adapter_name: str | None = None) -> dict[str, Tens
     for path, layer in lora_layers(model).items():
         if name in layer.lora_A:
             out[f"{path}.lora_A.weight"], out[f"{path}.lora_B.weight"] = layer.lora_A[name], layer.lora_B[name]
+        if name in layer.lora_bias:
+            out[f"{path}.lora_bias.weight"] = layer.lora_bias[name]
     return {**out, **lora_variants.saved_state_dict(model, name)}
 
 

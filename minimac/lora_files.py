@@ -23,6 +23,7 @@ from tinygrad import Tensor
 from tinygrad.nn import Linear
 from tinygrad.nn.state import get_state_dict
 
+from minimac import lora_embedding
 from minimac.files import atomic_write, read_safetensors, write_safetensors
 from minimac.lora import (
     LoRAConfig,
@@ -43,7 +44,7 @@ CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"
 def save_adapter(model, directory: str | os.PathLike, adapter_name: str | None = None) -> None:
     """Write adapter_config.json and adapter_model.safetensors into `directory` (each via a temp file + os.replace)."""
     name = _resolve(model, adapter_name)
-    config = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
+    config = _config_of(model, name)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = adapter_state_dict(model, name)
@@ -68,13 +69,14 @@ def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
         config = LoRAConfig(r=meta["r"], lora_alpha=meta["lora_alpha"], lora_dropout=meta["lora_dropout"],
                             target_modules=tuple(meta["target_modules"]), use_rslora=meta.get("use_rslora", False),
                             init_lora_weights=meta.get("init_lora_weights", True),
-                            modules_to_save=tuple(meta.get("modules_to_save") or ()))
+                            modules_to_save=tuple(meta.get("modules_to_save") or ()),
+                            embedding_r=meta.get("embedding_r", 0), output_bias=meta.get("output_bias", False))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{directory / CONFIG_NAME} is not a valid adapter config ({type(e).__name__}: {e})") from e
     arrays = read_safetensors(directory / WEIGHTS_NAME)
     name = adapter_name or meta.get("adapter_name", "default")
     if exists := name in adapter_names(model):
-        old = next(layer.configs[name] for layer in lora_layers(model).values() if name in layer.configs)
+        old = _config_of(model, name)
         if (old.init_lora_weights, old.use_rslora) != (config.init_lora_weights, config.use_rslora):
             raise ValueError(f"adapter {name!r} exists with init_lora_weights={old.init_lora_weights!r}, use_rslora="
                              f"{old.use_rslora} but {directory} has {config.init_lora_weights!r}, {config.use_rslora}; "
@@ -89,6 +91,7 @@ def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
                                                                                         (out_features, config.r))
         state = get_state_dict(model)
         expected.update({p: tuple(state[p].shape) for p in saved_paths(model, config.modules_to_save)})
+        expected.update(lora_embedding.expected_shapes(model, config))
     if missing := sorted(expected.keys() - arrays.keys()):
         raise ValueError(f"adapter in {directory} lacks {len(missing)} tensors the model needs, e.g. {missing[0]}")
     if extra := sorted(arrays.keys() - expected.keys()):
@@ -100,7 +103,13 @@ def load_adapter(model, directory: str | os.PathLike, adapter_name: str | None =
         add_adapter(model, name, config)
     for key, tensor in adapter_state_dict(model, name).items():
         tensor.assign(Tensor(arrays[key].astype(np.float32), device=tensor.device)).realize()
-    for layer in lora_layers(model).values():
+    for path, layer in lora_layers(model).items():
         if name in layer.configs:
-            layer.configs[name] = config
+            layer.configs[name] = lora_embedding.head_config(config) if path == lora_embedding.HEAD else config
     return name
+
+
+def _config_of(model, name: str) -> LoRAConfig:
+    """The adapter's LoRAConfig, as its projections keep it (lm_head keeps a derived one: lora_embedding.head_config)."""
+    configs = [(path, layer.configs[name]) for path, layer in lora_layers(model).items() if name in layer.configs]
+    return next((c for path, c in configs if path != lora_embedding.HEAD), configs[0][1])

@@ -23,8 +23,8 @@ changes, each a switch in `LoRAConfig` or the learner's config, each measured in
     >>> cfg = LoRAConfig(r=16, lora_alpha=16, use_rslora=True, modules_to_save=("norm",))   # doctest: +SKIP
     >>> add_adapter(model, "law", cfg)                                                      # doctest: +SKIP
 
-Leaves out: DoRA, OLoRA, LoftQ and PEFT's other inits, LoRA on the embedding, learning-rate schedules (the
-learner's, minimac/learner/strategies.py).
+Leaves out: DoRA, OLoRA, LoftQ and PEFT's other inits, learning-rate schedules (the learner's,
+minimac/learner/strategies.py). A low-rank delta on the tied embedding and an output bias: minimac/lora_embedding.py.
 """
 from __future__ import annotations
 

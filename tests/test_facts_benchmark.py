@@ -80,8 +80,13 @@ def test_bad_arguments_are_named(capsys):
         fb.parse_args(["--strategies", "lora,nonsense"])
     assert "unknown strategy ['nonsense']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        fb.parse_args(["--facts-steps", "0"])
-    assert "--facts-steps must be positive" in capsys.readouterr().err
+        fb.parse_args(["--facts-steps", "-1"])
+    assert "--facts-steps must be >= 0" in capsys.readouterr().err
+    assert fb.parse_args(["--facts-steps", "0"]).facts_steps == 0           # 0: the library's own rule
+    with pytest.raises(SystemExit):
+        fb.parse_args(["--set", "embedding_r=-1"])
+    assert "embedding_r must be an integer >= 0" in capsys.readouterr().err
+    assert fb.parse_args(["--set", "embedding_r=8"]).set == {"embedding_r": 8}
     args = fb.parse_args([])
     from minimac.learner import LearnerConfig
     assert args.strategies[0] == LearnerConfig().strategy and "full" in args.strategies
@@ -105,6 +110,16 @@ def test_batched_greedy_matches_generate_even_past_the_context():
     prompts, n = ["The capital of Velaria is a city known as", "Hi"], [2, 3]
     got = fb.greedy(learner, prompts, n)
     assert got == [learner.generate(p, k, temperature=0, top_k=None, top_p=None) for p, k in zip(prompts, n)]
+
+
+def test_append_replaces_a_run_in_its_row():
+    def run(strategy, steps, tag):
+        return {"strategy": strategy, "facts_steps": steps, "facts_lr": 0.005, "copies": 8, "tag": tag}
+    runs = fb.merge(fb.merge([], run("lora", 800, "old")), run("full", 800, "old"))
+    runs = fb.merge(runs, run("lora", 800, "new"))                 # the same settings: replaced, same place
+    assert [(r["strategy"], r["tag"]) for r in runs] == [("lora", "new"), ("full", "old")]
+    runs = fb.merge(runs, run("lora", 2400, "new"))                # other steps: a row of its own
+    assert [(r["strategy"], r["facts_steps"]) for r in runs] == [("lora", 800), ("full", 800), ("lora", 2400)]
 
 
 @pytest.fixture(scope="module")

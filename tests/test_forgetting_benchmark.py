@@ -262,3 +262,16 @@ def test_tiny_end_to_end(tmp_path):
     md = fb.markdown({"meta": meta, "runs": runs})               # an appended run names its own command
     assert "Command: `x`" not in md and "`x`  \n`x --strategies lora+replay --append`" in md
     json.dumps({"meta": meta, "runs": runs})  # serialisable
+
+
+def test_learning_goal_takes_fact_recall_from_a_facts_result(tmp_path):
+    goal = {"strategy": "adapter-per-domain", "fact_recall_now": None, "fact_recall_later": None}
+    assert fb.with_fact_recall(goal, None) is goal
+    runs = [{"strategy": "full", "fact_recall_now": 0.9, "fact_recall_later": 0.0, "machine": "m", "command": "c"},
+            {"strategy": "adapter-per-domain (the default)", "fact_recall_now": 0.98, "fact_recall_later": 0.95,
+             "machine": "cpu", "command": "python benchmarks/facts.py"}]
+    (tmp_path / "facts.json").write_text(json.dumps({"meta": {}, "runs": runs}))
+    out = fb.with_fact_recall(goal, str(tmp_path / "facts.json"))
+    assert (out["fact_recall_now"], out["fact_recall_later"], out["fact_recall_machine"]) == (0.98, 0.95, "cpu")
+    with pytest.raises(ValueError, match="no run of 'lora'"):
+        fb.with_fact_recall({**goal, "strategy": "lora"}, str(tmp_path / "facts.json"))

@@ -68,7 +68,7 @@ class _Plain:
 def base_state_dict(model: Any) -> dict[str, Tensor]:
     """The model's own weights under seed names, LoRA left out ("q_proj.base_layer.weight" -> "q_proj.weight")."""
     return {k.replace(".base_layer.", "."): v for k, v in get_state_dict(model).items()
-            if ".lora_A." not in k and ".lora_B." not in k}
+            if ".lora_A." not in k and ".lora_B." not in k and ".lora_bias." not in k}
 
 
 def merged_state_dict(model: Any, adapter: str | None) -> dict[str, Tensor]:
@@ -77,7 +77,9 @@ def merged_state_dict(model: Any, adapter: str | None) -> dict[str, Tensor]:
     if adapter is not None:
         for path, layer in lora.lora_layers(model).items():
             if adapter in layer.lora_A:
-                state[f"{path}.weight"] = layer.base_layer.weight + layer.delta_weight(adapter)
+                state[f"{path}.weight"] = merged = layer.base_layer.weight + layer.delta_weight(adapter)
+                if layer.base_layer.weight is state.get("token_embedding.weight"):   # tied: lm_head's delta is E's
+                    state["token_embedding.weight"] = merged
     return state
 
 

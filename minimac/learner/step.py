@@ -47,8 +47,10 @@ def param_groups(model: Any, adapter_name: str,
     if loraplus_lr_ratio == 1:
         groups = [([t for _, t in pairs], 1.0, 1.0)]
     else:
-        groups = [([t for k, t in pairs if ".lora_B." not in k], 1.0, 1.0),
-                  ([t for k, t in pairs if ".lora_B." in k], float(loraplus_lr_ratio), 1.0)]
+        # an output bias (lora_embedding.py) starts at 0 and only its own step moves it, as B: B's rate
+        fast = [".lora_B." in k or ".lora_bias." in k for k, _ in pairs]
+        groups = [([t for (_, t), f in zip(pairs, fast) if not f], 1.0, 1.0),
+                  ([t for (_, t), f in zip(pairs, fast) if f], float(loraplus_lr_ratio), 1.0)]
     return groups + ([(list(saved.values()), 1.0, 0.0)] if saved else [])
 
 

@@ -45,13 +45,15 @@ class LearnerConfig:
     chunks, at `batch_size - replay rows` new chunks per step, but never fewer than `min_steps`, so that even one
     sentence (one chunk) is seen `min_steps` times and is actually learned.
     """
-    # The default: one adapter per domain, routed by likelihood. On the full-mode benchmark (5 domains, H100, 3 seeds)
-    # it forgot nothing and reached 0.74-0.77 of a per-domain full fine-tune's gain at 12% of the base's parameters
-    # per domain; the recipe below (r 24, rsLoRA, LoRA+ 16, lr 5e-4 with warmup and cosine decay) was the best of a
-    # sweep within 15% (docs/forgetting.md). lora+replay+ewc, the seeds' recipe, forgot 11% there.
+    # The default: one adapter per domain, routed by likelihood. On the full-mode benchmark (5 domains, H100) it
+    # forgets nothing; with a rank-96 delta on the tied embedding (lora_embedding.py) beside r 16 on the projections
+    # it reached about 0.98 of a per-domain full fine-tune's gain on its worst domain, at 13.1% of the base's
+    # parameters per domain; without it (r 24 alone, the previous default) 0.73-0.74: the adapters lacked the
+    # vocabulary, not rank (docs/forgetting.md). The output bias added little beside it and a merged model cannot
+    # hold it, so it stays off. lora+replay+ewc, the seeds' recipe, forgot 11% there.
     strategy: str = "adapter-per-domain"
     # LoRA (PEFT names): scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora
-    r: int = 24
+    r: int = 16
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = TARGET_MODULES
@@ -61,6 +63,10 @@ class LearnerConfig:
     loraplus_lr_ratio: float = 16.0
     init_lora_weights: bool | str = True
     modules_to_save: tuple[str, ...] = ()
+    # the tied embedding / lm_head per adapter (minimac/lora_embedding.py): a rank-embedding_r delta E + s B A used by
+    # the lookup and the output projection (0 = none), and a bias over the vocabulary on the logits
+    embedding_r: int = 96
+    output_bias: bool = False
     # replay (Avalanche names): replay_ratio is the share of every batch's rows, and of its loss, given to replay
     mem_size: int = 2000
     replay_ratio: float = 0.5
@@ -127,7 +133,7 @@ class LearnerConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.modules_to_save = tuple(self.modules_to_save)
         LoRAConfig(self.r, self.lora_alpha, self.lora_dropout, self.target_modules, self.use_rslora,
-                   self.init_lora_weights, self.modules_to_save)  # its own checks: use_rslora, init, modules_to_save
+                   self.init_lora_weights, self.modules_to_save, self.embedding_r, self.output_bias)  # its own checks: use_rslora, init, modules_to_save
         if self.learning_rate is not None:
             _number(self, "learning_rate", low=0.0, low_ok=False)
         if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
@@ -146,7 +152,7 @@ class LearnerConfig:
     def lora_config(self) -> LoRAConfig:
         """The LoRAConfig of every adapter this learner adds."""
         return LoRAConfig(self.r, self.lora_alpha, self.lora_dropout, self.target_modules, self.use_rslora,
-                          self.init_lora_weights, self.modules_to_save)
+                          self.init_lora_weights, self.modules_to_save, self.embedding_r, self.output_bias)
 
     def lr_factor(self, step: int, steps: int) -> float:
         """lr's multiplier at step `step` (0-based) of a call of `steps` steps (minimac/learner/schedule.py)."""
@@ -210,7 +216,8 @@ class LearnerConfig:
 # What a config saved before these fields existed trained with (from_dict fills them in).
 LEGACY = {"use_rslora": False, "loraplus_lr_ratio": 1.0, "init_lora_weights": True, "modules_to_save": (),
           "lr_schedule": "constant", "warmup_ratio": 0.0, "min_lr_ratio": 0.1, "holdout_fraction": 0.0,
-          "eval_every": None, "patience": 3, "route_windows": 1, "route_margin": 0.0}
+          "eval_every": None, "patience": 3, "route_windows": 1, "route_margin": 0.0, "embedding_r": 0,
+          "output_bias": False}
 
 
 def _check_devices(cfg: LearnerConfig) -> None:

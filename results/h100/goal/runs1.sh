@@ -1,0 +1,21 @@
+# The runs of call 1 (sourced by run1.sh). D = today's default recipe, spelled out.
+D="r=24,use_rslora=true,lora_alpha=16,loraplus_lr_ratio=16,lr_schedule=cosine,warmup_ratio=0.05,min_lr_ratio=0.1,route_margin=0.05,route_windows=4"
+A="--strategies adapter-per-domain --seeds 0"
+run a_d $A --set $D,learning_rate=0.0005 --tag "default r24"
+run a_b $A --set $D,learning_rate=0.0005,output_bias=true --tag "r24 bias"
+run a_e32 $A --set $D,learning_rate=0.0005,embedding_r=32 --tag "r24 emb32"
+run a_e32b $A --set $D,learning_rate=0.0005,embedding_r=32,output_bias=true --tag "r24 emb32 bias"
+run a_e48b $A --set $D,learning_rate=0.0005,embedding_r=48,output_bias=true --tag "r24 emb48 bias"
+run a_r16e96b $A --set $D,learning_rate=0.0005,r=16,embedding_r=96,output_bias=true --tag "r16 emb96 bias"
+run a_e32b_l1 $A --set $D,learning_rate=0.001,embedding_r=32,output_bias=true --tag "r24 emb32 bias lr1e-3"
+run a_e48b_l1 $A --set $D,learning_rate=0.001,embedding_r=48,output_bias=true --tag "r24 emb48 bias lr1e-3"
+run a_e32b_p $A --set $D,learning_rate=0.0005,embedding_r=32,output_bias=true,init_lora_weights=pissa --tag "r24 emb32 bias pissa"
+run a_p $A --set $D,learning_rate=0.0005,init_lora_weights=pissa --tag "r24 pissa"
+for n in autonomous_lr neuromodulation hippocampus sleep; do
+  run n_$n --strategies "" --neuro $n --neuro-strategy adapter-per-domain --seeds 0 --set $D,learning_rate=0.0005 --tag ""
+done
+facts f_d --tag "default"
+facts f_rule --facts-steps 0 --tag "default, the library's steps"
+facts f_e32b --set embedding_r=32,output_bias=true --tag "emb32 bias"
+facts f_l2 --facts-lr 0.002 --tag "default, facts lr 2e-3"
+facts f_2400 --facts-steps 2400 --tag "default"
