@@ -133,7 +133,8 @@ class LearnerConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.modules_to_save = tuple(self.modules_to_save)
         LoRAConfig(self.r, self.lora_alpha, self.lora_dropout, self.target_modules, self.use_rslora,
-                   self.init_lora_weights, self.modules_to_save, self.embedding_r, self.output_bias)  # its own checks: use_rslora, init, modules_to_save
+                   self.init_lora_weights, self.modules_to_save, self.embedding_r,
+                   self.output_bias)  # its own checks: use_rslora, init, modules_to_save, embedding_r
         if self.learning_rate is not None:
             _number(self, "learning_rate", low=0.0, low_ok=False)
         if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
