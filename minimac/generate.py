@@ -14,6 +14,8 @@ repetition penalty -> temperature -> top-k -> top-p -> softmax -> sample (or arg
   Worked example: probs [0.5, 0.3, 0.2], p = 0.6 -> keep the first two.
 - Stops after `max_new_tokens` or right after `eos_id` (returned as the last id). FIX: the seed never stopped.
 
+Batches: `generate_batch` takes several prompts (of any lengths) and gives each one's new ids.
+
 Decoding steps run through a TinyJit with `start_pos` as a symbolic variable, so one compiled graph serves every step.
 Capturing it costs about two eager steps (seconds on a GPU, where a replayed step takes milliseconds), so the JIT is
 kept per model and reused by later calls while it still describes the model (minimac/jit_cache.py: keyed by the
@@ -28,7 +30,13 @@ gives exactly the seed's numbers but costs a full forward pass per token from th
 DIR holds model.safetensors + config.json (`minimac.checkpoint.save(model, DIR)`) and the tokenizer in DIR/tokenizer/
 (`tokenizer.save(DIR / "tokenizer")`; the tokenizer's own config.json would collide with the model's).
 
-Not covered: beam search, batched generation, speculative decoding, constrained decoding.
+Speed: `decode_tokens` and `decode_batch` are seams (minimac/ops.py). After `minimac.fast.install()`,
+minimac/fast/decode.py runs them instead: a chunk of tokens at a time with the picking on the device, prompts of
+different lengths decoded together, an active LoRA adapter merged into a copy of the weights for decoding. Greedy
+decoding gives the same ids on both paths; sampling with a seed is reproducible on each, but the two paths draw
+different random numbers.
+
+Not covered: beam search, speculative decoding, constrained decoding.
 """
 from __future__ import annotations
 
@@ -45,6 +53,7 @@ from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
 from minimac import fast
 from minimac.jit_cache import cached_jit
 from minimac.model import check_ids
+from minimac.ops import seam
 
 
 def _validate(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
@@ -102,21 +111,34 @@ def sample_token(logits: np.ndarray, context: list[int], temperature: float = 0.
 def stream(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature: float = 0.8,
            top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
            eos_id: int | None = None, seed: int | None = None, vocab_limit: int | None = None) -> Iterator[int]:
-    """Yield up to `max_new_tokens` new token ids after `prompt_ids`, one per model step (see the module doc)."""
+    """Yield up to `max_new_tokens` new token ids after `prompt_ids` (see the module doc)."""
+    settings = _settings(model, max_new_tokens, temperature, top_k, top_p, repetition_penalty, vocab_limit)
+    return decode_tokens(model, _check_prompt(model, prompt_ids), max_new_tokens, eos_id, settings, seed)
+
+
+def _settings(model, max_new_tokens, temperature, top_k, top_p, repetition_penalty, vocab_limit) -> dict:
     _validate(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
     if vocab_limit is not None and not 0 < vocab_limit <= model.config.vocab_size:
         raise ValueError(f"vocab_limit must be in [1, {model.config.vocab_size}], got {vocab_limit}")
+    return {"temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
+            "vocab_limit": vocab_limit}
+
+
+def _check_prompt(model, prompt_ids) -> list[int]:
     ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)] if len(prompt_ids) else []
     if not ids:
         raise ValueError("prompt_ids is empty: give at least one token (e.g. the tokenizer's eot_id)")
+    check_ids(ids, model.config.vocab_size)
+    return ids
+
+
+@seam
+def decode_tokens(model: Any, ids: list[int], max_new_tokens: int, eos_id: int | None, settings: dict,
+                  seed: int | None) -> Iterator[int]:
+    """The decoding loop: prefill, then one jitted step a token, each token picked on the host from the logits."""
     V, L = model.config.vocab_size, model.config.max_seq_len
-    check_ids(ids, V)
-    pick = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
-            "rng": np.random.default_rng(seed), "vocab_limit": vocab_limit}
-    return _stream(model, ids, max_new_tokens, eos_id, pick, V, L)
+    rng = np.random.default_rng(seed)
 
-
-def _stream(model, ids, max_new_tokens, eos_id, pick, V, L):
     def prefill() -> np.ndarray:  # positions restart at 0 for the last L tokens
         with Context(TRAINING=0):
             return model([ids[-L:]], 0, use_cache=True, last_only=True).numpy().reshape(V)
@@ -127,7 +149,7 @@ def _stream(model, ids, max_new_tokens, eos_id, pick, V, L):
     logits, pos = prefill(), min(len(ids), L)
     decode = _decoder(model)  # after prefill: every weight and the KV caches are realized buffers now
     for n in range(max_new_tokens):
-        next_id = sample_token(logits, ids, **pick)
+        next_id = sample_token(logits, ids, rng=rng, **settings)
         ids.append(next_id)
         yield next_id
         if next_id == eos_id or n == max_new_tokens - 1:
@@ -162,6 +184,27 @@ def generate(model: Any, prompt_ids: list[int], max_new_tokens: int, temperature
     """
     return list(stream(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
                        eos_id, seed, vocab_limit))
+
+
+def generate_batch(model: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.8,
+                   top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+                   eos_id: int | None = None, seed: int | None = None,
+                   vocab_limit: int | None = None) -> list[list[int]]:
+    """The new ids of each prompt (prompts may differ in length): greedy, the same as `generate` on each.
+
+    >>> generate_batch(model, [tok.encode("Once"), tok.encode("The cat")], 20, temperature=0)  # doctest: +SKIP
+    """
+    settings = _settings(model, max_new_tokens, temperature, top_k, top_p, repetition_penalty, vocab_limit)
+    if not prompts:
+        raise ValueError("prompts is empty: give at least one prompt")
+    return decode_batch(model, [_check_prompt(model, p) for p in prompts], max_new_tokens, eos_id, settings, seed)
+
+
+@seam
+def decode_batch(model: Any, rows: list[list[int]], max_new_tokens: int, eos_id: int | None, settings: dict,
+                 seed: int | None) -> list[list[int]]:
+    """Several prompts: here one after another (the fast path decodes them together, left-padded)."""
+    return [list(decode_tokens(model, row, max_new_tokens, eos_id, settings, seed)) for row in rows]
 
 
 # ---- command line -------------------------------------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""KV-cached generation with every step on the device: the fast version of the `decode_tokens` and `decode_batch`
+seams (minimac/generate.py). Lesson 06 (speed appendix).
+
+The readable loop in minimac/generate.py reads the logits back after every token and picks the next one in numpy.
+Here a whole chunk of tokens is made without the host looking:
+
+    prompts -> left-pad to P, ids (B, L+1) and a key mask on the device -> prefill jit (bucket >= P) -> first id
+            -> decode jit x CHUNK (position = a bound symbolic Variable: one capture for every position)
+            -> read the ids back once a chunk, stop rows at EOS -> ... -> window full: slide, prefill again
+
+- Each decode step reads its input id from the ids buffer at `pos` and writes the id it picks at `pos + 1`
+  (minimac/fast/sampling.py picks it on the device), so no id travels between host and device inside a chunk.
+  The KV caches, the ids, the key mask and the sampling settings are device buffers the jits captured; the host
+  refills them in place (minimac.device_inputs.write_into) for each generation.
+- The prompt is prefilled by a jit per bucket (32, 64, ... up to max_seq_len tokens, right-padded: causal attention
+  keeps the padding out of sight, and decoding overwrites its cache entries); which position's logits are read is a
+  bound Variable too.
+- Several prompts of different lengths decode together, left-padded, with a key mask that hides the padding: a
+  shorter row's positions start later, which RoPE makes invisible up to rounding (attention sees only distances).
+- Weights: the decoding copy of the model (`decoding_copy`) shares every weight, replacing each bias-free linear
+  layer by `DecodeLinear`, which reads its weight as stored (one dot product per output: a step's matmuls have one row
+  per sequence, and fast/linear.py's layout would copy the weight every step). An active, unmerged LoRA adapter is
+  merged into a copy of the weight (W + scaling * B A), refreshed by a small jit at the start of each generation: the
+  adapter costs nothing per token. Equal to the unmerged layer up to rounding (tests/test_decode.py).
+- Beyond max_seq_len the window slides as in generate.py: the last max_seq_len ids are prefilled again each token.
+
+Sampling with a seed is reproducible here, but it draws other numbers than the numpy path of generate.py; greedy
+decoding gives the same ids as generate.py (tests/test_decode.py). Not covered: speculative decoding, paged caches,
+per-row settings.
+"""
+from __future__ import annotations
+
+import copy
+import types
+from collections.abc import Iterator
+
+import numpy as np
+from tinygrad import Context, Tensor, TinyJit, UOp, dtypes, nn
+
+from minimac import ops
+from minimac.device_inputs import write_into
+from minimac.fast.sampling import Rules, SamplingState, pick
+from minimac.jit_cache import cached_jit
+
+CHUNK = 16        # decode steps between two reads of the ids: one sync per chunk, EOS checked per chunk
+MIN_BUCKET = 32   # the smallest prefill length; then doubling, up to max_seq_len
+
+
+def buckets(max_seq_len: int) -> list[int]:
+    """Prefill lengths: buckets(256) -> [32, 64, 128, 256]; buckets(100) -> [32, 64, 100]."""
+    out, b = [], MIN_BUCKET
+    while b < max_seq_len:
+        out.append(b)
+        b *= 2
+    return out + [max_seq_len]
+
+
+class DecodeLinear:
+    """A bias-free linear layer for decoding: x @ W^T with W read as stored; prefill (more than one row a sequence)
+    goes through the `linear` seam. With `lora`, W is a merged copy: base + scaling * B @ A of its active adapter."""
+
+    def __init__(self, weight: Tensor, lora=None):
+        self.base, self.lora = weight, lora
+        self.weight = weight if lora is None else self._merged().contiguous().realize()
+
+    def _merged(self) -> Tensor:
+        return (self.base.detach() + self.lora.delta_weight(self.lora.active_adapter)).cast(self.base.dtype)
+
+    def refresh(self) -> Tensor | None:
+        """The merged copy recomputed from the adapter's current A and B (None without an adapter)."""
+        return None if self.lora is None else self.weight.assign(self._merged())
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.shape[-2] == 1:      # one new token a sequence: a matrix-vector product per row
+            return x @ self.weight.transpose()
+        return ops.linear(x, self.weight)
+
+
+def decoding_copy(obj, linears: dict[int, DecodeLinear]):
+    """A shallow copy of a model (or block) for decoding: containers copied, linear layers replaced by DecodeLinear
+    (shared through `linears`, keyed by the original's id), KV caches cleared; every weight is shared."""
+    if hasattr(obj, "merged_adapter"):                      # a LoRALinear (minimac/lora.py), found by its attributes
+        if obj.bias is not None:
+            return obj
+        if id(obj) not in linears:
+            active = obj.active_adapter is not None and not obj.disabled and obj.merged_adapter is None
+            linears[id(obj)] = DecodeLinear(obj.base_layer.weight, obj if active else None)
+        return linears[id(obj)]
+    if isinstance(obj, nn.Linear):
+        return obj if obj.bias is not None else linears.setdefault(id(obj), DecodeLinear(obj.weight))
+    if isinstance(obj, list):
+        return [decoding_copy(x, linears) for x in obj]
+    if isinstance(obj, (Tensor, dict, tuple, type, types.ModuleType, types.FunctionType, types.MethodType)) or \
+            not hasattr(obj, "__dict__"):
+        return obj
+    new = copy.copy(obj)
+    for key, value in vars(obj).items():
+        if isinstance(value, list) or (hasattr(value, "__dict__") and not isinstance(value, Tensor)):
+            setattr(new, key, decoding_copy(value, linears))
+    if "cache" in vars(new):
+        new.cache = None
+    return new
+
+
+class Session:
+    """One batch size's decoding state: a decoding copy with its own KV caches, the ids and key mask (B, L+1), the
+    sampling buffers, and the jits (prefill per bucket and rules, decode step per rules)."""
+
+    def __init__(self, model, linears: dict[int, DecodeLinear], batch: int):
+        c = model.config
+        self.B, self.L, self.V = batch, c.max_seq_len, c.vocab_size
+        self.twin = decoding_copy(model, linears)
+        self.ids = Tensor.zeros(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()
+        self.mask = Tensor.ones(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()  # 0 = left padding
+        self.state = SamplingState(batch, self.V)
+        self.jits: dict[tuple, TinyJit] = {}
+
+    def _finish(self, nxt: Tensor, at: UOp | int, rules: Rules) -> None:
+        """Write the picked ids at `at` and realize everything the step wrote (ids, KV caches, sampling state)."""
+        caches = [t for layer in self.twin.layers if (c := layer.attention.cache) is not None for t in (c.k, c.v)]
+        Tensor.realize(self.ids[:, at:at + 1].assign(nxt.reshape(self.B, 1)), *caches,
+                       *([self.state.counter] if rules.sample else []), *([self.state.seen] if rules.penalty else []))
+
+    def prefill(self, bucket: int, last: int, rules: Rules) -> None:
+        """Run ids[:, :bucket] through the model from position 0; pick from the logits at `last`, write at last+1."""
+        key = ("prefill", bucket, rules)
+        if key not in self.jits:
+            def run(at: UOp) -> None:
+                mask = self.mask[:, :bucket] if self.B > 1 else None
+                h = self.twin.hidden_states(self.ids[:, :bucket], 0, mask, use_cache=True)   # (B, bucket, d)
+                logits = self.twin.lm_head(h[:, at:at + 1]).float()                          # (B, 1, V)
+                self._finish(pick(logits[:, 0], self.state, rules), at + 1, rules)
+            self.jits[key] = TinyJit(run)
+        self.jits[key](UOp.variable("last", 0, bucket - 1).bind(last))
+
+    def step(self, pos: int, rules: Rules) -> None:
+        """Feed ids[:, pos] at position pos (its keys and values cached there); pick the next id into pos + 1."""
+        key = ("step", rules)
+        if key not in self.jits:
+            def run(p: UOp) -> None:
+                mask = self.mask[:, :p + 1] if self.B > 1 else None
+                logits = self.twin(self.ids[:, p:p + 1], p, mask, use_cache=True, last_only=True)  # (B, 1, V)
+                self._finish(pick(logits[:, 0], self.state, rules), p + 1, rules)
+            self.jits[key] = TinyJit(run)
+        self.jits[key](UOp.variable("start_pos", 1, self.L - 1).bind(pos))
+
+
+class Decoder:
+    """Everything decoding keeps for one model as it is now (minimac.jit_cache: a new one when a weight buffer, a
+    block or an adapter changes): the shared DecodeLinears and their refresh jit, and a Session per batch size."""
+
+    def __init__(self, model):
+        self.linears: dict[int, DecodeLinear] = {}
+        self.sessions: dict[int, Session] = {}
+        self.model = model  # dropped after the first session: the Decoder must not keep its model alive
+        self._refresh = TinyJit(lambda: Tensor.realize(*[t for d in self.linears.values() if (t := d.refresh())
+                                                        is not None]))
+
+    def session(self, batch: int) -> Session:
+        if batch not in self.sessions:
+            self.sessions[batch] = Session(self.model(), self.linears, batch)
+        return self.sessions[batch]
+
+    def refresh(self) -> None:
+        """Merge the adapters' current A and B again (training may have changed them in place)."""
+        if any(d.lora is not None for d in self.linears.values()):
+            self._refresh()
+
+
+def decoder(model) -> Decoder:
+    """The model's Decoder, kept per model while its weights, blocks and adapters are the ones it copied."""
+    def make(ref):
+        d = Decoder(ref)
+        d.session(1)  # builds the shared DecodeLinears
+        return d
+    return cached_jit(model, "decoder", make, with_caches=False)
+
+
+def generate_rows(model, rows: list[list[int]], max_new_tokens: int, eos_id: int | None, settings: dict,
+                  seed: int | None) -> Iterator[list[list[int]]]:
+    """Yield, once a chunk, the new ids of each row since the last yield (a row that met `eos_id` stops after it).
+
+    settings: temperature, top_k, top_p, repetition_penalty, vocab_limit (validated by minimac.generate)."""
+    if max_new_tokens == 0:
+        return
+    dec = decoder(model)
+    dec.refresh()
+    s = dec.session(len(rows))
+    B, L, V = s.B, s.L, s.V
+    rules = Rules.of(vocab_size=V, **settings)
+    window = [r[-L:] for r in rows]
+    P = max(len(r) for r in window)
+    ids, mask = np.zeros((B, L + 1), np.int32), np.ones((B, L + 1), np.int32)
+    for b, r in enumerate(window):
+        ids[b, P - len(r):P], mask[b, :P - len(r)] = r, 0
+    contexts = np.zeros((B, V), bool)
+    for b, r in enumerate(rows):
+        contexts[b, r] = True
+    write_into(s.ids, ids)
+    write_into(s.mask, mask)
+    s.state.set(seed=seed, contexts=contexts, **settings)
+    done, made, cur = np.zeros(B, bool), 0, P   # cur: the index of the newest id
+    with Context(TRAINING=0):
+        s.prefill(next(b for b in buckets(L) if b >= P), P - 1, rules)
+        fresh, made = 1, 1
+        while True:
+            n = min(CHUNK, max_new_tokens - made, L - cur)
+            for i in range(n):
+                s.step(cur + i, rules)
+            cur, made, fresh = cur + n, made + n, fresh + n
+            if n == 0 and made < max_new_tokens:  # the window is full: slide it by one and prefill it again
+                ids = s.ids.numpy()
+                yield _new_ids(ids[:, L + 1 - fresh:], done, eos_id)
+                if done.all():
+                    return
+                write_into(s.ids, np.concatenate([ids[:, 1:], ids[:, -1:]], axis=1))
+                mask = np.concatenate([mask[:, 1:], mask[:, -1:]], axis=1)
+                write_into(s.mask, mask)
+                s.prefill(L, L - 1, rules)
+                fresh, made = 1, made + 1
+                continue
+            yield _new_ids(s.ids.numpy()[:, cur + 1 - fresh:cur + 1], done, eos_id)
+            fresh = 0
+            if made >= max_new_tokens or done.all():
+                return
+
+
+def _new_ids(block: np.ndarray, done: np.ndarray, eos_id: int | None) -> list[list[int]]:
+    """Rows of new ids (B, n) -> lists, cut after each row's first eos_id; rows already done get []. Updates done."""
+    out = []
+    for b, row in enumerate(block.tolist()):
+        if done[b]:
+            out.append([])
+            continue
+        if eos_id is not None and eos_id in row:
+            row, done[b] = row[:row.index(eos_id) + 1], True
+        out.append(row)
+    return out
+
+
+def decode_tokens(model, ids: list[int], max_new_tokens: int, eos_id: int | None, settings: dict,
+                  seed: int | None) -> Iterator[int]:
+    """The `decode_tokens` seam (minimac/generate.py): one prompt's new ids, read back a chunk at a time."""
+    for chunk in generate_rows(model, [ids], max_new_tokens, eos_id, settings, seed):
+        yield from chunk[0]
+
+
+def decode_batch(model, rows: list[list[int]], max_new_tokens: int, eos_id: int | None, settings: dict,
+                 seed: int | None) -> list[list[int]]:
+    """The `decode_batch` seam: every row's new ids, the rows decoded together."""
+    out: list[list[int]] = [[] for _ in rows]
+    for chunk in generate_rows(model, rows, max_new_tokens, eos_id, settings, seed):
+        for row, new in zip(out, chunk):
+            row.extend(new)
+    return out
