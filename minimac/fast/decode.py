@@ -116,10 +116,12 @@ class Session:
         self.jits: dict[tuple, TinyJit] = {}
 
     def _finish(self, nxt: Tensor, at: UOp | int, rules: Rules) -> None:
-        """Write the picked ids at `at` and realize everything the step wrote (ids, KV caches, sampling state)."""
-        caches = [t for layer in self.twin.layers if (c := layer.attention.cache) is not None for t in (c.k, c.v)]
-        Tensor.realize(self.ids[:, at:at + 1].assign(nxt.reshape(self.B, 1)), *caches,
-                       *([self.state.counter] if rules.sample else []), *([self.state.seen] if rules.penalty else []))
+        """Realize the picked ids (with the KV caches and sampling state they wrote), then store them at `at`.
+
+        Two realizes: realized together with the assign, tinygrad 0.14 left the KV caches as unrealized graphs."""
+        Tensor.realize(nxt, *([self.state.counter] if rules.sample else []),
+                       *([self.state.seen] if rules.penalty else []))
+        self.ids[:, at:at + 1].assign(nxt.reshape(self.B, 1)).realize()
 
     def prefill(self, bucket: int, last: int, rules: Rules) -> None:
         """Run ids[:, :bucket] through the model from position 0; pick from the logits at `last`, write at last+1."""
