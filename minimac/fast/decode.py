@@ -31,6 +31,7 @@ per-row settings.
 from __future__ import annotations
 
 import copy
+import os
 import types
 from collections.abc import Iterator
 
@@ -39,11 +40,17 @@ from tinygrad import Context, Tensor, TinyJit, UOp, dtypes, nn
 
 from minimac import ops
 from minimac.device_inputs import write_into
+from minimac.fast.devices import capabilities
 from minimac.fast.sampling import Rules, SamplingState, pick
 from minimac.jit_cache import cached_jit
 
 CHUNK = 16        # decode steps between two reads of the ids: one sync per chunk, EOS checked per chunk
 MIN_BUCKET = 32   # the smallest prefill length; then doubling, up to max_seq_len
+
+
+def steps_per_call(t: Tensor) -> int:
+    """Decode steps captured in one jit call on t's device (minimac/fast/devices.py; MINIMAC_DECODE_STEPS overrides)."""
+    return int(os.environ.get("MINIMAC_DECODE_STEPS", "0")) or capabilities(t).decode_steps_per_call
 
 
 def buckets(max_seq_len: int) -> list[int]:
@@ -135,16 +142,18 @@ class Session:
             self.jits[key] = TinyJit(run)
         self.jits[key](UOp.variable("last", 0, bucket - 1).bind(last))
 
-    def step(self, pos: int, rules: Rules) -> None:
-        """Feed ids[:, pos] at position pos (its keys and values cached there); pick the next id into pos + 1."""
-        key = ("step", rules)
+    def step(self, pos: int, rules: Rules, count: int = 1) -> None:
+        """Feed ids[:, pos] at position pos (its keys and values cached there); pick the next id into pos + 1; then
+        the same from pos + 1, `count` steps in all, in one jit call (fewer calls: less host time a token)."""
+        key = ("step", rules, count)
         if key not in self.jits:
             def run(p: UOp) -> None:
-                mask = self.mask[:, :p + 1] if self.B > 1 else None
-                logits = self.twin(self.ids[:, p:p + 1], p, mask, use_cache=True, last_only=True)  # (B, 1, V)
-                self._finish(pick(logits[:, 0], self.state, rules), p + 1, rules)
+                for i in range(count):
+                    mask = self.mask[:, :p + i + 1] if self.B > 1 else None
+                    logits = self.twin(self.ids[:, p + i:p + i + 1], p + i, mask, use_cache=True, last_only=True)
+                    self._finish(pick(logits[:, 0], self.state, rules), p + i + 1, rules)          # (B, 1, V) ^
             self.jits[key] = TinyJit(run)
-        self.jits[key](UOp.variable("start_pos", 1, self.L - 1).bind(pos))
+        self.jits[key](UOp.variable("start_pos", 1, self.L - count).bind(pos))
 
 
 class Decoder:
@@ -188,6 +197,7 @@ def generate_rows(model, rows: list[list[int]], max_new_tokens: int, eos_id: int
     dec = decoder(model)
     dec.refresh()
     s = dec.session(len(rows))
+    K = steps_per_call(s.ids)
     B, L, V = s.B, s.L, s.V
     rules = Rules.of(vocab_size=V, **settings)
     window = [r[-L:] for r in rows]
@@ -206,9 +216,11 @@ def generate_rows(model, rows: list[list[int]], max_new_tokens: int, eos_id: int
         s.prefill(next(b for b in buckets(L) if b >= P), P - 1, rules)
         fresh, made = 1, 1
         while True:
-            n = min(CHUNK, max_new_tokens - made, L - cur)
-            for i in range(n):
-                s.step(cur + i, rules)
+            n, i = min(CHUNK, max_new_tokens - made, L - cur), 0
+            while i < n:
+                count = K if n - i >= K else 1
+                s.step(cur + i, rules, count)
+                i += count
             cur, made, fresh = cur + n, made + n, fresh + n
             if n == 0 and made < max_new_tokens:  # the window is full: slide it by one and prefill it again
                 ids = s.ids.numpy()
