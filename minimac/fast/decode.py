@@ -1,7 +1,7 @@
 """KV-cached generation with every step on the device: the fast version of the `decode_tokens` and `decode_batch`
-seams (minimac/generate.py). Lesson 06 (speed appendix).
+seams (minimac/decoding.py). Lesson 06 (speed appendix).
 
-The readable loop in minimac/generate.py reads the logits back after every token and picks the next one in numpy.
+The readable loop in minimac/decoding.py reads the logits back after every token and picks the next one in numpy.
 Here a whole chunk of tokens is made without the host looking:
 
     prompts -> left-pad to P, ids (B, L+1) and a key mask on the device -> prefill jit (bucket >= P) -> first id
@@ -22,11 +22,12 @@ Here a whole chunk of tokens is made without the host looking:
   per sequence, and fast/linear.py's layout would copy the weight every step). An active, unmerged LoRA adapter is
   merged into a copy of the weight (W + scaling * B A), refreshed by a small jit at the start of each generation: the
   adapter costs nothing per token. Equal to the unmerged layer up to rounding (tests/test_decode.py).
-- Beyond max_seq_len the window slides as in generate.py: the last max_seq_len ids are prefilled again each token.
+- Beyond max_seq_len the window slides as in minimac/decoding.py: the last max_seq_len ids are prefilled again each
+  token.
 
-Sampling with a seed is reproducible here, but it draws other numbers than the numpy path of generate.py; greedy
-decoding gives the same ids as generate.py (tests/test_decode.py). Not covered: speculative decoding, paged caches,
-per-row settings.
+Sampling with a seed is reproducible here, but it draws other numbers than the numpy path of minimac/decoding.py;
+greedy decoding gives the same ids as that loop (tests/test_decode.py). Not covered: speculative decoding, paged
+caches, per-row settings.
 """
 from __future__ import annotations
 
@@ -254,7 +255,7 @@ def _new_ids(block: np.ndarray, done: np.ndarray, eos_id: int | None) -> list[li
 
 def decode_tokens(model, ids: list[int], max_new_tokens: int, eos_id: int | None, settings: dict,
                   seed: int | None) -> Iterator[int]:
-    """The `decode_tokens` seam (minimac/generate.py): one prompt's new ids, read back a chunk at a time."""
+    """The `decode_tokens` seam (minimac/decoding.py): one prompt's new ids, read back a chunk at a time."""
     for chunk in generate_rows(model, [ids], max_new_tokens, eos_id, settings, seed):
         yield from chunk[0]
 

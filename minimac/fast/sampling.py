@@ -1,4 +1,4 @@
-"""Picking the next token on the device, inside a jitted decoding step: the same rules as minimac/generate.py's
+"""Picking the next token on the device, inside a jitted decoding step: the same rules as minimac/decoding.py's
 `process_logits` and `sample_token`, written without a sort. Lesson 06 (speed appendix).
 
     logits (B, V) -> vocab limit -> repetition penalty -> temperature -> top-k -> top-p -> argmax or a draw -> (B,)
