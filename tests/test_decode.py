@@ -145,8 +145,8 @@ def test_draws_follow_the_softmax(settings):
 
 
 def test_several_steps_in_one_jit_call_make_the_same_ids(model, monkeypatch):
-    """MINIMAC_DECODE_STEPS=4 (NVIDIA's setting in minimac/fast/devices.py) on this device: greedy ids unchanged, and
-    seeded draws unchanged too (the draw counter advances once a token either way)."""
+    """MINIMAC_DECODE_STEPS=4 (benchmarks/gpu_decode.sh measures it on NVIDIA) on this device: greedy ids unchanged,
+    and seeded draws unchanged too (the draw counter advances once a token either way)."""
     kw = {"temperature": 0.9, "top_k": 40, "repetition_penalty": 1.2, "seed": 3}
     one = generate(model, PROMPTS[1], 11, **kw)
     monkeypatch.setenv("MINIMAC_DECODE_STEPS", "4")

@@ -26,7 +26,8 @@ class Capabilities:
     tensor_core_tiles: bool = False   # gpu_tiles: 8 x 4 tensor-core blocks a warp
     thread_pool: bool = False         # cpu_threads: THREAD-split CPU kernels run on all cores
     c_graph: bool = False             # cpu_graph: a jitted CPU step replayed by one call into C
-    decode_steps_per_call: int = 1    # decode: tokens made by one jit call (fewer calls: less host time a token)
+    decode_steps_per_call: int = 1    # decode: tokens made by one jit call (fewer calls: less host time a token;
+                                      # MINIMAC_DECODE_STEPS=4 tries 4, tests/test_decode.py checks the ids)
 
 
 OTHER = Capabilities()
@@ -35,8 +36,9 @@ DEVICES: dict[str, Capabilities] = {
     "CPU": Capabilities(polynomial_exp=True, serial_sum=True, atomic_embedding=True, outer_product_tiles=True,
                         thread_pool=True, c_graph=True),
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
-    "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, decode_steps_per_call=4),
-    "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, decode_steps_per_call=4),
+    # (decode_steps_per_call stays 1 until measured: benchmarks/gpu_decode.sh compares 1 and 4 with PyTorch's loop)
+    "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
+    "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
     "AMD": Capabilities(atomic_embedding=True),
     # Apple GPUs: the seams' exact rearrangements only (tests/test_metal.py runs them on an emulated Metal target);
