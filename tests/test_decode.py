@@ -59,6 +59,18 @@ def test_greedy_past_the_window_with_penalty_and_vocab_limit(model):
     assert generate(model, long, 3, temperature=0) == plain(generate, model, long, 3, temperature=0)
 
 
+@pytest.mark.slow
+def test_greedy_ids_on_the_nano_preset():
+    """The lessons' preset itself (random init, 4,096-token vocabulary, 256-token window)."""
+    Tensor.manual_seed(0)
+    m = Transformer(ModelConfig.from_preset("nano"))
+    prompts = [[1], list(range(100, 140)), list(np.random.default_rng(2).integers(1, 4096, 250))]
+    for prompt in prompts:  # the last one slides the window after 6 tokens
+        assert generate(m, prompt, 12, temperature=0) == plain(generate, m, prompt, 12, temperature=0)
+    assert generate_batch(m, prompts[:2], 12, temperature=0) == [generate(m, p, 12, temperature=0)
+                                                                 for p in prompts[:2]]
+
+
 def test_eos_stops_inside_a_chunk(model):
     prompt = PROMPTS[1]
     full = plain(generate, model, prompt, 10, temperature=0)
