@@ -31,6 +31,7 @@ caches, per-row settings.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import types
@@ -154,7 +155,9 @@ class Session:
                     logits = self.twin(self.ids[:, p + i:p + i + 1], p + i, mask, use_cache=True, last_only=True)
                     self._finish(pick(logits[:, 0], self.state, rules), p + i + 1, rules)          # (B, 1, V) ^
             self.jits[key] = TinyJit(run)
-        self.jits[key](UOp.variable("start_pos", 1, self.L - count).bind(pos))
+        threads = capabilities(self.ids).decode_threads   # read when the kernels are compiled (the first two calls)
+        with Context(NUM_CPU_THREADS=threads) if threads else contextlib.nullcontext():
+            self.jits[key](UOp.variable("start_pos", 1, self.L - count).bind(pos))
 
 
 class Decoder:
