@@ -17,8 +17,8 @@ Here a whole chunk of tokens is made without the host looking:
   bound Variable too.
 - Several prompts of different lengths decode together, left-padded, with a key mask that hides the padding: a
   shorter row's positions start later, which RoPE makes invisible up to rounding (attention sees only distances).
-- Weights: the decoding copy of the model (`decoding_copy`) shares every weight, replacing each bias-free linear
-  layer by `DecodeLinear`, which reads its weight as stored (one dot product per output: a step's matmuls have one row
+- Weights: the decoding copy of the model (`decoding_copy`, fast/decode_weights.py) shares every weight, replacing
+  each bias-free linear layer by `DecodeLinear`, which reads its weight as stored (one dot product per output: a step's matmuls have one row
   per sequence, and fast/linear.py's layout would copy the weight every step). An active, unmerged LoRA adapter is
   merged into a copy of the weight (W + scaling * B A), refreshed by a small jit at the start of each generation: the
   adapter costs nothing per token. Equal to the unmerged layer up to rounding (tests/test_decode.py).
@@ -32,16 +32,14 @@ caches, per-row settings.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
-import types
 from collections.abc import Iterator
 
 import numpy as np
-from tinygrad import Context, Tensor, TinyJit, UOp, dtypes, nn
+from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
 
-from minimac import ops
 from minimac.device_inputs import write_into
+from minimac.fast.decode_weights import DecodeLinear, decoding_copy
 from minimac.fast.devices import capabilities
 from minimac.fast.sampling import Rules, SamplingState, pick
 from minimac.jit_cache import cached_jit
@@ -62,53 +60,6 @@ def buckets(max_seq_len: int) -> list[int]:
         out.append(b)
         b *= 2
     return out + [max_seq_len]
-
-
-class DecodeLinear:
-    """A bias-free linear layer for decoding: x @ W^T with W read as stored; prefill (more than one row a sequence)
-    goes through the `linear` seam. With `lora`, W is a merged copy: base + scaling * B @ A of its active adapter."""
-
-    def __init__(self, weight: Tensor, lora=None):
-        self.base, self.lora = weight, lora
-        self.weight = weight if lora is None else self._merged().contiguous().realize()
-
-    def _merged(self) -> Tensor:
-        return (self.base.detach() + self.lora.delta_weight(self.lora.active_adapter)).cast(self.base.dtype)
-
-    def refresh(self) -> Tensor | None:
-        """The merged copy recomputed from the adapter's current A and B (None without an adapter)."""
-        return None if self.lora is None else self.weight.assign(self._merged())
-
-    def __call__(self, x: Tensor) -> Tensor:
-        if x.shape[-2] == 1:      # one new token a sequence: a matrix-vector product per row
-            return x @ self.weight.transpose()
-        return ops.linear(x, self.weight)
-
-
-def decoding_copy(obj, linears: dict[int, DecodeLinear]):
-    """A shallow copy of a model (or block) for decoding: containers copied, linear layers replaced by DecodeLinear
-    (shared through `linears`, keyed by the original's id), KV caches cleared; every weight is shared."""
-    if hasattr(obj, "merged_adapter"):                      # a LoRALinear (minimac/lora.py), found by its attributes
-        if obj.bias is not None:
-            return obj
-        if id(obj) not in linears:
-            active = obj.active_adapter is not None and not obj.disabled and obj.merged_adapter is None
-            linears[id(obj)] = DecodeLinear(obj.base_layer.weight, obj if active else None)
-        return linears[id(obj)]
-    if isinstance(obj, nn.Linear):
-        return obj if obj.bias is not None else linears.setdefault(id(obj), DecodeLinear(obj.weight))
-    if isinstance(obj, list):
-        return [decoding_copy(x, linears) for x in obj]
-    if isinstance(obj, (Tensor, dict, tuple, type, types.ModuleType, types.FunctionType, types.MethodType)) or \
-            not hasattr(obj, "__dict__"):
-        return obj
-    new = copy.copy(obj)
-    for key, value in vars(obj).items():
-        if isinstance(value, list) or (hasattr(value, "__dict__") and not isinstance(value, Tensor)):
-            setattr(new, key, decoding_copy(value, linears))
-    if "cache" in vars(new):
-        new.cache = None
-    return new
 
 
 class Session:
@@ -167,7 +118,7 @@ class Decoder:
     def __init__(self, model):
         self.linears: dict[int, DecodeLinear] = {}
         self.sessions: dict[int, Session] = {}
-        self.model = model  # dropped after the first session: the Decoder must not keep its model alive
+        self.model = model  # a weak reference (minimac.jit_cache): the Decoder must not keep its model alive
         self._refresh = TinyJit(lambda: Tensor.realize(*[t for d in self.linears.values() if (t := d.refresh())
                                                         is not None]))
 
