@@ -6,7 +6,8 @@ global-norm clipping at 1.0, the same warmup + cosine learning rate, the same ba
     train     minimac.train.Trainer.train_step (the library's TinyJit step)  vs  PyTorch eager (and torch.compile)
     lora      ContinualLearner.learn_from_text, strategy "lora", 1,000 examples of 64 tokens  vs  the same LoRA
               update written in PyTorch (frozen base, r=8 on q/k/v/o/w1/w2/w3, AdamW on A and B only)
-    generate  minimac's KV-cached greedy decoding (minimac.generate)  vs  a PyTorch KV-cache decode loop
+    generate  minimac's KV-cached greedy decoding (minimac.generate)  vs  a PyTorch KV-cache decode loop: the rows of
+              benchmarks/bench_generate.py (batch 1 and 8, with an adapter, sampling, the step's kernels and host share)
 
 Before timing, the PyTorch model gets a copy of minimac's weights and both compute the loss of one batch: the two
 must agree (relative difference printed, < 1e-4 expected in float32). The losses of the last timed step are printed
@@ -45,6 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The PyTorch twin of minimac.model.Transformer (same names, so state dicts copy across one to one)
@@ -415,48 +417,11 @@ def bench_lora(args, cfg) -> dict:
 
 
 def bench_generate(args, cfg) -> dict:
-    import numpy as np
-    from tinygrad import Tensor
-
-    from minimac.generate import generate
-    from minimac.model import Transformer
-
-    Tensor.manual_seed(args.seed)
-    model = Transformer(cfg)
-    prompt = [int(i) for i in np.random.default_rng(0).integers(1, cfg.vocab_size, args.prompt_len)]
-    n = args.new_tokens
-    generate(model, prompt, 4, temperature=0.0)  # compiles prefill and the decode step
-    t0 = time.perf_counter()
-    tg_ids = generate(model, prompt, n, temperature=0.0)
-    tg_s = time.perf_counter() - t0
-
-    torch, _, TorchTransformer, _ = torch_modules()
-    tmodel = TorchTransformer(cfg)
-    copy_weights(numpy_weights(model), tmodel, torch)
-    tmodel.to(args.device).eval()
-
-    @torch.no_grad()
-    def torch_generate(prompt, n):
-        caches = [[None, None] for _ in range(cfg.num_layers)]
-        ids = list(prompt)
-        logits = tmodel(torch.tensor([ids], device=args.device), caches, 0, last_only=True)
-        out = []
-        for k in range(n):
-            nxt = int(logits[0, -1].argmax())
-            out.append(nxt)
-            if k == n - 1:
-                break
-            logits = tmodel(torch.tensor([[nxt]], device=args.device), caches, len(ids), last_only=True)
-            ids.append(nxt)
-        return out
-
-    torch_generate(prompt, 4)
-    t0 = time.perf_counter()
-    th_ids = torch_generate(prompt, n)
-    th_s = time.perf_counter() - t0
-    same = sum(a == b for a, b in zip(tg_ids, th_ids))
-    return {"prompt_len": args.prompt_len, "new_tokens": n, "tinygrad": {"tokens_per_s": n / tg_s, "seconds": tg_s},
-            "torch": {"tokens_per_s": n / th_s, "seconds": th_s}, "same_tokens": f"{same}/{n}"}
+    """benchmarks/bench_generate.py's measurements (the fast decoding path against a PyTorch KV-cache loop)."""
+    import bench_generate
+    ns = argparse.Namespace(preset=args.preset, prompt_len=args.prompt_len, new_tokens=args.new_tokens,
+                            batch=args.generate_batch, prefill=512, repeats=3, skip_torch=False)
+    return bench_generate.run(ns)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -515,6 +480,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--lora-examples", type=int, default=1000)
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--generate-batch", type=int, default=8, help="--what generate: the batch of the batch row")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (TF32) in both frameworks: "
@@ -580,10 +546,9 @@ def main(argv=None) -> dict:
               f"a step), loss {t['loss_before']:.3f} -> {t['loss_after']:.3f}; compile {r['compile_s']:.1f} s")
         print(f"  torch:    {th['step_seconds']:.1f} s of steps ({th['step_ms']:.1f} ms a step)")
     if "generate" in args.what:
-        r = results["generate"] = bench_generate(args, cfg)
-        print(f"cached greedy generation, prompt {r['prompt_len']}, {r['new_tokens']} new tokens: tinygrad "
-              f"{r['tinygrad']['tokens_per_s']:.1f} tok/s, torch {r['torch']['tokens_per_s']:.1f} tok/s "
-              f"(same tokens: {r['same_tokens']})")
+        import bench_generate as generate_rows  # the module; bench_generate here is this file's function
+        results["generate"] = bench_generate(args, cfg)
+        generate_rows.print_result(results["generate"])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return results

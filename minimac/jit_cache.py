@@ -33,17 +33,18 @@ MAX_PER_NAME = 8
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {name: [(key, jit), ...] newest last}
 
 
-def graph_key(model: Any) -> tuple:
+def graph_key(model: Any, with_caches: bool = True) -> tuple:
     """What a captured forward pass of `model` depends on: every weight's and KV cache's buffer (the objects
     themselves, so a freed buffer's id cannot be reused), every block's sub-modules, every LoRA layer's mode
-    and minimac.ops.graph_key() (the fast path's replacements and flags)."""
+    and minimac.ops.graph_key() (the fast path's replacements and flags). `with_caches=False` leaves out the KV
+    caches, for a jit that keeps caches of its own (minimac/fast/decode.py)."""
     from tinygrad.nn.state import get_state_dict
 
     from minimac import ops
 
     buffers = [(name, t.uop.base.realized) for name, t in get_state_dict(model).items()]
     caches = [(c.k.uop.base.realized, c.v.uop.base.realized) for layer in getattr(model, "layers", [])
-              if (c := getattr(getattr(layer, "attention", None), "cache", None)) is not None]
+              if with_caches and (c := getattr(getattr(layer, "attention", None), "cache", None)) is not None]
     blocks = [tuple(vars(layer).values()) for layer in getattr(model, "layers", [])]
     return tuple(buffers), tuple(caches), tuple(blocks), (*adapter_modes(model), ops.graph_key())
 
@@ -73,13 +74,14 @@ def same_key(a: Any, b: Any) -> bool:
     return a is b if not isinstance(a, (str, bool)) and a is not None else a == b
 
 
-def cached_jit(model: Any, name: Hashable, make: Callable[[weakref.ref], TinyJit]) -> TinyJit:
+def cached_jit(model: Any, name: Hashable, make: Callable[[weakref.ref], Any], with_caches: bool = True) -> Any:
     """The jit `make(weakref to model)` built for `model` under `name`, reused while `graph_key(model)` is unchanged.
 
     Realize the weights before calling (a lazy weight has no buffer yet, so its key would change on first use).
-    `make` gets a weak reference so the jit does not keep the model, its own key in the cache, alive.
+    `make` gets a weak reference so the jit does not keep the model, its own key in the cache, alive. `make` may
+    return any object that holds jits (minimac/fast/decode.py keeps a Decoder).
     """
-    key, entries = graph_key(model), _CACHE.setdefault(model, {}).setdefault(name, [])
+    key, entries = graph_key(model, with_caches), _CACHE.setdefault(model, {}).setdefault(name, [])
     for i, (held, jit) in enumerate(entries):
         if same_key(held, key):
             entries.append(entries.pop(i))  # most recently used last

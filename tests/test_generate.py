@@ -1,9 +1,11 @@
 """Generation: logits processing, cached decoding == full recompute, sliding window, EOS, errors, and the CLI."""
+import contextlib
+
 import numpy as np
 import pytest
 from tinygrad import Tensor
 
-from minimac import checkpoint
+from minimac import checkpoint, ops
 from minimac.generate import generate, load_for_generation, main, process_logits, sample_token, stream
 from minimac.model import ModelConfig, Transformer
 
@@ -69,9 +71,10 @@ def test_greedy_cached_generation_matches_full_recompute(model):
 def test_sampled_generation_matches_full_recompute_past_the_window(model):
     prompt = list(range(1, 14))  # 13 tokens + 7 new ones: the last 4 steps slide the 16-token window
     kw = {"temperature": 0.9, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.3}
-    got = generate(model, prompt, 7, seed=1, **kw)
+    with ops.plain("decode_tokens", "decode_batch"):  # numpy's draws; the fast path draws on the device
+        got = generate(model, prompt, 7, seed=1, **kw)
+        assert got == list(stream(model, prompt, 7, seed=1, **kw)) and len(got) == 7
     assert got == reference_generate(model, prompt, 7, seed=1, **kw)
-    assert got == list(stream(model, prompt, 7, seed=1, **kw)) and len(got) == 7
 
 
 def test_stops_at_eos_and_zero_tokens(model):
@@ -121,23 +124,31 @@ def _fresh(seed=5):
     return m
 
 
-def test_the_decode_jit_is_reused_across_calls_and_never_stale():
+@pytest.mark.parametrize("path", ["plain", "fast"])
+def test_the_decode_jit_is_reused_across_calls_and_never_stale(path):
+    """The readable loop keeps its jit under "decode"; the fast path (minimac/fast/decode.py) its Decoder."""
+    with contextlib.nullcontext() if path == "fast" else ops.plain("decode_tokens", "decode_batch"):
+        _check_jit_reuse("decoder" if path == "fast" else "decode")
+
+
+def _check_jit_reuse(name):
     from minimac import lora
     from minimac.jit_cache import cached
 
     m, prompt = _fresh(), [3, 9, 40]
     first = generate(m, prompt, 6, temperature=0)
-    jit = cached(m, "decode")[-1]
-    assert generate(m, prompt, 6, temperature=0) == first and cached(m, "decode") == [jit]  # reused, same tokens
+    jit = cached(m, name)[-1]
+    assert generate(m, prompt, 6, temperature=0) == first and cached(m, name) == [jit]  # reused, same tokens
     # weights changed in place (what an optimizer step does): same buffers, so the same JIT, reading new values
     emb = m.state_dict()["token_embedding.weight"]
     emb.assign(emb * -1.5).realize()
     assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
-    assert cached(m, "decode") == [jit]
+    assert cached(m, name) == [jit]
     # new buffers (load_state_dict) and a new graph (a LoRA adapter with a non-zero B): a fresh capture each time
     m.load_state_dict(_fresh(seed=6).state_dict())
     assert generate(m, prompt, 6, temperature=0) == reference_generate(m, prompt, 6, temperature=0)
-    assert cached(m, "decode")[-1] is not jit and jit not in cached(m, "decode")  # the old buffers' jit is dropped
+    if name == "decode":  # load_state_dict cleared the KV caches the plain jit captured: that jit is dropped
+        assert cached(m, name)[-1] is not jit and jit not in cached(m, name)
     lora.inject_lora(m, lora.LoRAConfig(r=2, target_modules=["q_proj", "w2"]), "a")
     for layer in lora.lora_layers(m).values():
         layer.lora_B["a"].assign(Tensor.full(layer.lora_B["a"].shape, 0.5)).realize()

@@ -4,8 +4,8 @@ The lessons' modules compute everything in plain tinygrad. `install()` makes the
 
 - it puts the fast versions of the seams (minimac/ops.py) in place: `linear`, `low_rank_linear` and `embedding`
   (fast/linear.py: matmuls laid out for fast schedules, hand-written backward passes, optional mixed precision),
-  `logsumexp` (fast/loss.py), `attention` (fast/attention.py), `swiglu_hidden` (fast/feedforward.py) and `sum_all`
-  (fast/grad_norm.py);
+  `logsumexp` (fast/loss.py), `attention` (fast/attention.py), `swiglu_hidden` (fast/feedforward.py), `sum_all`
+  (fast/grad_norm.py) and decoding's `decode_tokens` and `decode_batch` (fast/decode.py, fast/sampling.py);
 - it changes how tinygrad schedules and runs CPU kernels: register tiles for matmuls (fast/cpu_tiles.py, with larger
   tensor-core tiles on NVIDIA GPUs from fast/gpu_tiles.py), THREAD-split kernels on all cores (fast/cpu_threads.py),
   and a jitted CPU step replayed by one call into C (fast/cpu_graph.py). These are the only places where minimac
@@ -59,15 +59,16 @@ def install() -> tuple[str, ...]:
     tinygrad other than the tested one."""
     if os.environ.get("MINIMAC_PLAIN", "0") == "1" or not supported():
         return installed()
-    from minimac import attention, feedforward, ops
+    from minimac import attention, decoding, feedforward, ops
     from minimac.fast import attention as fast_attention
-    from minimac.fast import cpu_graph, cpu_threads, cpu_tiles, grad_norm, linear, loss
+    from minimac.fast import cpu_graph, cpu_threads, cpu_tiles, decode, grad_norm, linear, loss
     from minimac.fast import feedforward as fast_feedforward
 
-    assert attention.attention is not None and feedforward.swiglu_hidden is not None  # their seams are registered
+    assert attention.attention and feedforward.swiglu_hidden and decoding.decode_tokens  # their seams are registered
     ops.replace(linear=linear.linear, low_rank_linear=linear.low_rank_linear, embedding=linear.embedding,
                 logsumexp=loss.logsumexp, sum_all=grad_norm.sum_all, attention=fast_attention.attention,
-                swiglu_hidden=fast_feedforward.swiglu_hidden)
+                swiglu_hidden=fast_feedforward.swiglu_hidden, decode_tokens=decode.decode_tokens,
+                decode_batch=decode.decode_batch)
     ops.flags["matmul_dtype"] = linear.matmul_dtype()
     for name, module in (("cpu_tiles", cpu_tiles), ("cpu_threads", cpu_threads), ("cpu_graph", cpu_graph)):
         if module.install():

@@ -26,14 +26,21 @@ class Capabilities:
     tensor_core_tiles: bool = False   # gpu_tiles: 8 x 4 tensor-core blocks a warp
     thread_pool: bool = False         # cpu_threads: THREAD-split CPU kernels run on all cores
     c_graph: bool = False             # cpu_graph: a jitted CPU step replayed by one call into C
+    decode_steps_per_call: int = 1    # decode: tokens made by one jit call (fewer calls: less host time a token;
+                                      # MINIMAC_DECODE_STEPS=4 tries 4, tests/test_decode.py checks the ids)
+    decode_threads: int = 0           # decode steps' kernels split over at most this many threads (0: tinygrad's
+                                      # NUM_CPU_THREADS); a step's kernels are small, and split they wait on a core
 
 
 OTHER = Capabilities()
 DEVICES: dict[str, Capabilities] = {
     # measured on 2-core x86-64 machines (clang 14): every CPU item of docs/performance.md
+    # decode_threads=1: nano's batch-8 step took 24-31 ms with its matmuls split over the two cores, 5.4-6.4 ms
+    # unsplit (load 4.5-4.9; docs/performance.md, Decoding); one token's matvecs are too small to be split anyway
     "CPU": Capabilities(polynomial_exp=True, serial_sum=True, atomic_embedding=True, outer_product_tiles=True,
-                        thread_pool=True, c_graph=True),
+                        thread_pool=True, c_graph=True, decode_threads=1),
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
+    # (decode_steps_per_call stays 1 until measured: benchmarks/gpu_decode.sh compares 1 and 4 with PyTorch's loop)
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
