@@ -14,4 +14,4 @@
 from minimac.learner.learner import ContinualLearner
 from minimac.learner.strategies import STRATEGIES, LearnerConfig
 
-__all__ = ["ContinualLearner", "LearnerConfig", "STRATEGIES"]
+__all__ = ["STRATEGIES", "ContinualLearner", "LearnerConfig"]
