@@ -45,6 +45,8 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from minimac.learn_quiz import greedy, recalled  # the demo's quiz and this benchmark share them
+
 GOAL_NOW, GOAL_LATER = 0.9, 0.8
 DOMAIN = "facts"
 COPIES = 8  # the facts are written this many times, in shuffled orders (see the module doc)
@@ -144,56 +146,6 @@ def facts_text(facts: list[Fact] = FACTS, copies: int = 1, seed: int = 0) -> str
     for k in range(copies):
         lines += rng.sample(facts, len(facts)) if k else list(facts)
     return "\n".join(f.sentence for f in lines) + "\n"
-
-
-def recalled(completion: str, answer: str) -> bool:
-    """Whether a completion states the answer first: after stripping leading whitespace it starts with the answer,
-    exactly (case and punctuation inside the answer count), and the answer is not the start of a longer word.
-
-    >>> recalled(" Quorvash.", "Quorvash"), recalled("Quorvash", "Quorvash"), recalled(" quorvash.", "Quorvash")
-    (True, True, False)
-    >>> recalled(" Quorvashia.", "Quorvash"), recalled(" the city Quorvash", "Quorvash"), recalled("", "Quorvash")
-    (False, False, False)
-    """
-    if not answer or answer != answer.strip():
-        raise ValueError(f"answer must be non-empty, without surrounding whitespace, got {answer!r}")
-    text = completion.lstrip()
-    if not text.startswith(answer):
-        return False
-    rest = text[len(answer):]
-    return not rest or not (rest[0].isalnum() or rest[0] == "_")
-
-
-def greedy(learner, prompts: list[str], new_tokens: list[int]) -> list[str]:
-    """Greedy (argmax) completions of many prompts at once, with the model as it is now (the route already chosen).
-
-    Each new token is the argmax after the row's last max_seq_len tokens (positions from 0), as in generate's
-    sliding window, and a row stops after end-of-text: the same tokens as `learner.generate(p, n, temperature=0)`
-    (measure_recall checks some). One jitted forward pass of the whole right-padded batch per new token, no KV
-    cache: generate prefills every prompt length eagerly, which cost seconds per prompt on a 2-core CPU.
-    """
-    import numpy as np
-    from tinygrad import Context, Tensor, TinyJit
-
-    from minimac.jit_cache import cached_jit
-    tok, model = learner.tokenizer, learner.model
-    seqs = [[tok.eot_id, *tok.encode(p)] for p in prompts]
-    L = model.config.max_seq_len
-    width = min(L, max(len(s) + n - 1 for s, n in zip(seqs, new_tokens)))
-    Tensor.realize(*model.parameters())  # the jit's key needs real buffers (minimac/jit_cache.py)
-    step = cached_jit(model, ("greedy", len(seqs), width), lambda ref: TinyJit(lambda t: ref()(t).argmax(-1).realize()))
-    out: list[list[int]] = [[] for _ in seqs]
-    for _ in range(max(new_tokens)):
-        x = np.full((len(seqs), width), tok.eot_id, dtype=np.int32)
-        for r, s in enumerate(seqs):
-            window = (s + out[r])[-width:]
-            x[r, :len(window)] = window
-        with Context(TRAINING=0):
-            best = step(Tensor(x)).numpy()                               # (N, width): argmax after each position
-        for r, s in enumerate(seqs):
-            if len(out[r]) < new_tokens[r] and (not out[r] or out[r][-1] != tok.eot_id):
-                out[r].append(int(best[r, min(len(s) + len(out[r]), width) - 1]))
-    return [tok.decode(o, skip_special_tokens=True) for o in out]
 
 
 def measure_recall(learner, facts: list[Fact] = FACTS, domain: str | None = None, check: int = 2) -> dict:
