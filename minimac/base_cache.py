@@ -137,11 +137,13 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
     # The step has compiled and been timed: spend the rest of the budget, planning the step count again every
     # REPLAN steps from the pace of the last ones, so that a machine that gets busier (or quieter) still ends near
     # base_seconds (on a shared 2-core CPU the pace changed 4x within a minute). The schedule decays to max_steps.
-    while timed and status == "done" and (trainer.step == CALIBRATION or trainer.step < config.max_steps):
+    while timed and status == "done":
         recent = stamps[-REPLAN:] if len(stamps) > REPLAN else stamps[1:]
         step_s = (recent[-1] - recent[0]) / max(1, len(recent) - 1)
         left = spec.base_seconds - (stamps[-1] - stamps[1])
         config.max_steps = max(WARMUP, trainer.step + int(left / step_s), trainer.step)  # calibration: in warmup
+        if trainer.step >= config.max_steps:
+            break
         status = trainer.fit(until_step=min(config.max_steps, trainer.step + REPLAN), log=on_step)
     if status != "done":
         raise KeyboardInterrupt(f"base pretraining {status} after {trainer.step} steps; nothing was cached")
