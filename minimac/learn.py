@@ -159,17 +159,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
         stage_guess = args.steps or DEMO["stage_steps"]
         with Readout(live=live, console=console, every=25) as r:
-            said: list[int] = []
+            shown_from = 1 if spec.base_steps else CALIBRATION + 1   # a time-boxed run's first steps time it
+            pace_at = min(PACE_STEPS, max(2, spec.base_steps)) if spec.base_steps else PACE_STEPS
 
             def log(rec: dict) -> None:
                 stamps = rec["stamps"]
-                if spec.base_steps or len(stamps) > CALIBRATION:   # past the first steps that time a time-boxed run
-                    if not said:
-                        said.append(rec["steps"])
-                        r.stage(f"{base} (pretraining the base model)", 0, len(stream), spec.base_steps)
+                if len(stamps) == shown_from:
+                    r.stage(f"{base} (pretraining the base model)", 0, len(stream), spec.base_steps)
+                if len(stamps) >= shown_from:
                     r.step(rec)
-                if len(stamps) == PACE_STEPS:   # compile done, the pace of 20 steps seen: how long this run takes
-                    step_s = float(np.median(np.diff(stamps[CALIBRATION:])))
+                if len(stamps) == pace_at:   # compile done, the pace of up to 20 steps seen: how long this run takes
+                    step_s = float(np.median(np.diff(stamps[min(CALIBRATION, len(stamps) - 2):])))
                     done = stamps[-1] - stamps[1]
                     base_rest = ((spec.base_steps - len(stamps)) * step_s if spec.base_steps
                                  else max(0.0, spec.base_seconds - done))

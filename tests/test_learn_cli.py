@@ -159,11 +159,11 @@ def test_demo_with_every_controller_saves_their_state(micro, capsys):
     assert learn.main(argv) == 0
     out = capsys.readouterr().out
     for expected in ("hippocampus: episodes", "autonomous_lr: lr", "neuromod: DA", "homeostasis: dead",
-                     "sleep: sleeps 2"):   # the base's consolidation and the end of the learned domain
+                     "sleep: sleeps 3"):   # the base's consolidation and the end of each learned domain (code, facts)
         assert expected in out, expected
     saved = json.loads((micro / "run" / "learner.json").read_text())["controllers"]
     assert set(saved) == {"hippocampus", "autonomous_lr", "neuromod", "homeostasis", "sleep"}
-    assert saved["sleep"]["state"]["sleeps"] == 2
+    assert saved["sleep"]["state"]["sleeps"] == 3
 
 
 @pytest.mark.slow
