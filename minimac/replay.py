@@ -240,10 +240,11 @@ class ReplayBuffer:
         self.experiences, self._hashes, self.total_seen = [], {}, 0
         self.recent.clear()
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the buffer to `path` (an .npz file) atomically (minimac/files.py)."""
-        path, exps = os.fspath(path), self.experiences
-        # One .npz: the ids of all items concatenated (compact), everything else as one JSON string.
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The whole buffer as three arrays: every item's token ids concatenated (compact), their lengths, and
+        everything else (settings, counters, importances, domains, the RNG state, the recent window) as one JSON
+        string. `from_state_dict` rebuilds it; `save` writes these arrays as an .npz."""
+        exps = self.experiences
         state = {"mem_size": self.mem_size, "policy": self.policy, "seed": self.seed, "total_seen": self.total_seen,
                  "counts": self.counts, "rng": self.rng.bit_generator.state, "recent_window": self.recent.maxlen,
                  "items": [[e.importance, e.domain, e.metadata] for e in exps],
@@ -252,12 +253,30 @@ class ReplayBuffer:
             meta = json.dumps(state)
         except TypeError as err:
             raise TypeError(f"cannot save replay buffer: experience metadata must be JSON-serialisable ({err})") from err
-        lengths = np.array([len(e) for e in exps], dtype=np.int64)
-        ids = np.concatenate([e.input_ids for e in exps]) if exps else np.zeros(0, np.int32)
+        return {"ids": np.concatenate([e.input_ids for e in exps]) if exps else np.zeros(0, np.int32),
+                "lengths": np.array([len(e) for e in exps], dtype=np.int64), "meta": np.array(meta)}
+
+    @classmethod
+    def from_state_dict(cls, arrays: dict[str, np.ndarray]) -> ReplayBuffer:
+        """The buffer `state_dict()` described; sampling continues exactly where that buffer would have."""
+        ids, lengths, state = arrays["ids"], arrays["lengths"], json.loads(str(arrays["meta"]))
+        buf = cls(state["mem_size"], state["policy"], state["seed"], state["recent_window"])
+        chunks = np.split(ids, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        for chunk, (imp, dom, meta) in zip(chunks, state["items"], strict=True):
+            buf._store(Experience(chunk, imp, dom, meta), None)
+        buf.total_seen, buf.counts = state["total_seen"], state["counts"]
+        buf.rng.bit_generator.state = state["rng"]
+        buf.recent.clear()
+        buf.recent.extend(Experience(*r) for r in state["recent"])
+        return buf
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the buffer's `state_dict()` to `path` (an .npz file) atomically (minimac/files.py)."""
+        arrays = self.state_dict()
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:    # a file object: np.savez would add ".npz" to a name
-                np.savez(f, ids=ids, lengths=lengths, meta=np.array(meta))
-        atomic_write(path, write)
+                np.savez(f, **arrays)
+        atomic_write(os.fspath(path), write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReplayBuffer:
@@ -267,17 +286,8 @@ class ReplayBuffer:
             raise FileNotFoundError(f"no replay buffer file at {path}")
         try:
             with np.load(path, allow_pickle=False) as z:
-                ids, lengths, state = z["ids"], z["lengths"], json.loads(str(z["meta"]))
-            buf = cls(state["mem_size"], state["policy"], state["seed"], state["recent_window"])
-            chunks = np.split(ids, np.cumsum(lengths)[:-1]) if len(lengths) else []
-            for chunk, (imp, dom, meta) in zip(chunks, state["items"], strict=True):
-                buf._store(Experience(chunk, imp, dom, meta), None)
-            buf.total_seen, buf.counts = state["total_seen"], state["counts"]
-            buf.rng.bit_generator.state = state["rng"]
-            buf.recent.clear()
-            buf.recent.extend(Experience(*r) for r in state["recent"])
+                return cls.from_state_dict({k: z[k] for k in ("ids", "lengths", "meta")})
         except Exception as err:
             raise ValueError(f"{path} is not a readable minimac replay buffer file ({type(err).__name__}: {err})") \
                 from err
-        return buf
 

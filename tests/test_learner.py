@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 from tinygrad import Tensor
-from tinygrad.nn.state import get_state_dict
+from tinygrad.nn.state import get_state_dict, load_state_dict
 
 import minimac.learner.learner as learner_mod
 from minimac import lora
@@ -437,6 +437,31 @@ def test_checkpoint_errors_name_the_file(streamed, saved, tmp_path):
     (copy(saved, tmp_path, "d") / "replay.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="replay.npz"):
         ContinualLearner.load_checkpoint(tmp_path / "d")
+
+
+def test_state_dict_carries_the_learner_in_memory(streamed):
+    """state_dict() / load_state_dict(): the learner's own state (what checkpoint.py writes beside the weights)."""
+    state = streamed.state_dict()
+    again = make("lora+replay+ewc")
+    load_state_dict(again.model, get_state_dict(streamed.model))     # the weights (base and adapter) are the model's
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(logits(again), logits(streamed))
+    assert again.step_count == streamed.step_count and again.domains == streamed.domains
+    assert again.replay.domain_counts() == streamed.replay.domain_counts()
+    r1 = streamed.learn_from_text("y = 2\n", "code", steps=1)
+    r2 = again.learn_from_text("y = 2\n", "code", steps=1)
+    assert r1["loss_after"] == r2["loss_after"]     # the same RNG, replay draws, AdamW moments and EWC anchors
+
+
+def test_load_state_dict_refuses_state_of_another_model_before_changing_anything(streamed):
+    state = streamed.state_dict()
+    first = min(k for k in state["trainers"]["default"] if k.startswith("opt."))
+    state["trainers"]["default"][first] = np.zeros((3, 3), np.float32)
+    again = make("lora+replay+ewc")
+    with pytest.raises(ValueError, match="trainer state does not fit this model: trainer 'default'.*first mismatch "
+                                         r"at #0 \(\(3, 3\)"):
+        again.load_state_dict(state)
+    assert again.step_count == 0 and again.domains == [] and len(again.replay) == 0
 
 
 # ---- the default recipe: schedule, early stopping, routing margin (minimac/learner/schedule.py, routing.py) -------

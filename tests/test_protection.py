@@ -294,6 +294,6 @@ def test_trainer_state_of_another_model_size_is_named_at_load(ckpt, tmp_path):
     other._trainer_for("notes")
     other.save_checkpoint(tmp_path / "bigger")
     shutil.copy(tmp_path / "bigger" / "trainers.npz", ckpt / "trainers.npz")
-    with pytest.raises(ValueError, match=r"trainers.npz' does not fit this model: trainer 'default' .*first mismatch "
+    with pytest.raises(ValueError, match=r"cannot be resumed: the trainer state does not fit this model: trainer 'default' .*first mismatch "
                                          r"at #0 \(\(8, 64\) vs \(8, 32\)\); was it saved with another preset"):
         ContinualLearner.load_checkpoint(ckpt)

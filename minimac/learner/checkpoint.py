@@ -1,5 +1,8 @@
 """A continual learner's checkpoint: everything needed to go on learning exactly where it stopped. Lesson 11.
 
+The learner's own state comes from `learner.state_dict()` and goes back through `learner.load_state_dict()`
+(learner.py); this module only writes it to files, beside the model's weights and adapters, and reads it back:
+
     DIR/learner.json            format, LearnerConfig, counters, domains, adapters, history, R matrix, RNG states
     DIR/base/                   the frozen base model (minimac.checkpoint format: model.safetensors + config.json)
     DIR/tokenizer/              the tokenizer
@@ -45,9 +48,7 @@ from tinygrad.nn.state import get_state_dict
 
 from minimac import checkpoint, lora, lora_files
 from minimac.files import replace_folder
-from minimac.learner.step import param_groups
 from minimac.learner.strategies import LearnerConfig
-from minimac.metrics import RMatrix
 from minimac.replay import ReplayBuffer
 
 FORMAT, VERSION = "minimac-learner", 1
@@ -113,10 +114,10 @@ def save_learner(learner: Any, directory: str | os.PathLike) -> Path:
 
 
 def _write(learner: Any, d: Path) -> None:
-    model, cfg = learner.model, learner.config
-    states = {**learner._pending_state, **{k: t.state_arrays() for k, t in learner._trainers.items()}}
-    last = learner.stages[-1]["scores"] if learner.stages else {}
-    bad = nonfinite({f"{k} {name}": a for k, arrays in states.items() for name, a in arrays.items()} | last)
+    model, cfg, state = learner.model, learner.config, learner.state_dict()
+    trainers, replay, pool, controllers = (state.pop(k) for k in ("trainers", "replay", "fisher_pool", "controllers"))
+    last = state["stages"][-1]["scores"] if state["stages"] else {}
+    bad = nonfinite({f"{k} {name}": a for k, arrays in trainers.items() for name, a in arrays.items()} | last)
     if bad:
         raise ValueError(f"refusing to save a learner with non-finite values (nan or inf) in {', '.join(bad[:4])}"
                          f"{' and more' if len(bad) > 4 else ''}; nothing was written")
@@ -127,19 +128,15 @@ def _write(learner: Any, d: Path) -> None:
     adapters = learner.adapters
     for i, name in enumerate(adapters):
         lora_files.save_adapter(model, d / "adapters" / f"{i:02d}", name)
-    np.savez(d / TRAINERS, **{f"{k}\t{name}": a for k, arrays in states.items() for name, a in arrays.items()})
-    learner.replay.save(d / REPLAY)
-    pool = {f"{dom}\t{i:06d}": c for dom, chunks in learner._fisher_pool.items() for i, c in enumerate(chunks)}
-    np.savez(d / POOL, **pool)
-    controllers, arrays = _controller_states(learner.controllers)
-    np.savez(d / CONTROLLERS, **arrays)
+    np.savez(d / TRAINERS, **{f"{k}\t{name}": a for k, arrays in trainers.items() for name, a in arrays.items()})
+    np.savez(d / REPLAY, **replay)
+    np.savez(d / POOL, **{f"{dom}\t{i:06d}": c for dom, chunks in pool.items() for i, c in enumerate(chunks)})
+    json_part = {key: {"class": e["class"], "state": {k: v for k, v in e["state"].items() if not isinstance(v, np.ndarray)}}
+                 for key, e in controllers.items()}
+    np.savez(d / CONTROLLERS, **{f"{key}\t{k}": v for key, e in controllers.items() for k, v in e["state"].items()
+                                 if isinstance(v, np.ndarray)})
     meta = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "model_config": model.config.to_dict(),
-            "step_count": learner.step_count, "domains": learner.domains, "adapters": adapters, "active": active,
-            "trainers": sorted(states), "history": learner.history, "stages": learner.stages,
-            "r_matrix": learner.r_matrix.to_dict() if learner.r_matrix is not None else None,
-            "learning_rate": learner.learning_rate, "replay_ratio": learner.replay_ratio,
-            "ewc_lambda": learner.ewc_lambda, "rng": learner.rng.bit_generator.state,
-            "controllers": controllers, "lr_scales": dict(learner.lr_scales), "eval_sets": learner.eval_sets}
+            "adapters": adapters, "active": active, "trainers": sorted(trainers), "controllers": json_part, **state}
     (d / META).write_text(json.dumps(meta, indent=1, default=_plain))
 
 
@@ -149,32 +146,6 @@ def _plain(value: Any) -> Any:
         return value.item()
     raise TypeError(f"cannot save {type(value).__name__} {value!r:.60} in {META}: a controller's state_dict() may "
                     "hold numbers, strings, lists, dicts and top-level numpy arrays only")
-
-
-def controller_keys(controllers: Any) -> dict[str, Any]:
-    """{key: controller}: the key is the controller's `name` (its class name if it has none), "#2", "#3"... added
-    for repeats, so the same list of controllers gets the same keys when it is built again."""
-    out: dict[str, Any] = {}
-    for c in controllers:
-        base = str(getattr(c, "name", type(c).__name__))
-        key, i = base, 2
-        while key in out:
-            key, i = f"{base}#{i}", i + 1
-        out[key] = c
-    return out
-
-
-def _controller_states(controllers: Any) -> tuple[dict, dict[str, np.ndarray]]:
-    """({key: {"class", "state"}} for learner.json, {"key\tfield": array} for controllers.npz)."""
-    meta, arrays = {}, {}
-    for key, c in controller_keys(controllers).items():
-        state = c.state_dict() if callable(getattr(c, "state_dict", None)) else {}
-        if not state:
-            continue
-        meta[key] = {"class": type(c).__name__,
-                     "state": {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}}
-        arrays.update({f"{key}\t{k}": v for k, v in state.items() if isinstance(v, np.ndarray)})
-    return meta, arrays
 
 
 def _locate(directory: str | os.PathLike) -> Path:
@@ -221,8 +192,7 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
     meta = _read_meta(d / META)
     try:
         config = LearnerConfig.from_dict(meta["config"])
-        keys = ("step_count", "domains", "adapters", "active", "trainers", "history", "stages", "rng")
-        step_count, domains, adapters, active, trainer_keys, history, stages, rng = (meta[k] for k in keys)
+        adapters, active, trainer_keys = meta["adapters"], meta["active"], meta["trainers"]
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"'{d / META}' is corrupt: {type(e).__name__}: {e}") from None
     model = checkpoint.load(d / "base")
@@ -237,69 +207,31 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
         lora_files.load_adapter(model, d / "adapters" / f"{i:02d}", name)
     if active is not None:
         lora.set_adapter(model, active)
+    trainers: dict[str, dict[str, np.ndarray]] = {}
     for key, name, array in _read_npz(d / TRAINERS):
-        learner._pending_state.setdefault(key, {})[name] = array
-    missing = sorted(set(trainer_keys) - set(learner._pending_state))
+        trainers.setdefault(key, {})[name] = array
+    missing = sorted(set(trainer_keys) - set(trainers))
     if missing:
         raise ValueError(f"'{d / TRAINERS}' is corrupt: it has no state for trainer(s) {missing}")
-    learner.replay = ReplayBuffer.load(d / REPLAY)
+    replay = ReplayBuffer.load(d / REPLAY).state_dict()   # ReplayBuffer.load names a missing or corrupt file
+    pool: dict[str, list[np.ndarray]] = {}
     for domain, _, chunk in _read_npz(d / POOL):
-        learner._fisher_pool.setdefault(domain, []).append(chunk)
-    _check_trainer_shapes(d, learner)
-    learner.step_count, learner.domains, learner.history, learner.stages = step_count, domains, history, stages
-    learner.eval_sets = dict(meta.get("eval_sets") or {})   # absent in checkpoints saved before it was kept
-    learner.r_matrix = RMatrix.from_dict(meta["r_matrix"]) if meta.get("r_matrix") else None
-    learner.rng.bit_generator.state = rng
-    learner.set_learning_rate(meta["learning_rate"])
-    learner.set_replay_ratio(meta["replay_ratio"])
-    learner.set_ewc_lambda(meta["ewc_lambda"])
-    _load_controllers(d, meta, learner.controllers)
-    learner.lr_scales = {str(k): float(v) for k, v in (meta.get("lr_scales") or {}).items()}
+        pool.setdefault(domain, []).append(chunk)
+    saved = meta.get("controllers") or {}   # absent in checkpoints saved before controllers had state
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    if saved:
+        for key, field, array in _read_npz(d / CONTROLLERS):
+            arrays.setdefault(key, {})[field] = array
+    files = ("format", "version", "config", "model_config", "adapters", "active", "trainers", "controllers")
+    state = {**{k: v for k, v in meta.items() if k not in files},
+             "trainers": trainers, "replay": replay, "fisher_pool": pool,
+             "controllers": {key: {**e, "state": {**e["state"], **arrays.get(key, {})}} for key, e in saved.items()}}
+    try:
+        learner.load_state_dict(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"'{d}' cannot be resumed: {e}") from None
     return learner
 
 
-def _check_trainer_shapes(d: Path, learner: Any) -> None:
-    """Each saved trainer's arrays must fit the loaded model's tensors (a trainers.npz of another preset would only
-    fail at the first step, inside tinygrad): "opt.NNNN" are the tensors, then AdamW's m and v, then two powers."""
-    for key, arrays in learner._pending_state.items():
-        if learner.config.uses_lora and key not in learner.adapters:
-            raise ValueError(f"'{d / TRAINERS}' has state for trainer {key!r}, but the checkpoint has no such adapter "
-                             f"(adapters: {learner.adapters})")
-        if learner.config.uses_lora:   # the tensors of the adapter's trainer, in its order (LoRA+ groups)
-            params = [t for ts, _, _ in param_groups(learner.model, key, learner.config.loraplus_lr_ratio) for t in ts]
-        else:                          # the one trainer of the "full" strategies: every weight
-            params = learner.model.parameters()
-        want = [tuple(p.shape) for p in params] * 3
-        got = [tuple(arrays[k].shape) for k in sorted(k for k in arrays if k.startswith("opt."))][:len(want)]
-        if got != want:
-            i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
-            raise ValueError(f"'{d / TRAINERS}' does not fit this model: trainer {key!r} has {len(got)} tensors where "
-                             f"the model needs {len(want)}, the first mismatch at #{i} "
-                             f"({got[i] if i < len(got) else None} vs {want[i] if i < len(want) else None}); "
-                             "was it saved with another preset or strategy?")
-
-
-def _load_controllers(d: Path, meta: dict, controllers: list) -> None:
-    saved = meta.get("controllers") or {}   # absent in checkpoints saved before controllers had state
-    if not saved:
-        return
-    arrays: dict[str, dict[str, np.ndarray]] = {}
-    for key, field, array in _read_npz(d / CONTROLLERS):
-        arrays.setdefault(key, {})[field] = array
-    for key, c in controller_keys(controllers).items():
-        if key not in saved:
-            continue
-        entry = saved[key]
-        if not isinstance(entry, dict) or entry.get("class") != type(c).__name__:
-            found = entry.get("class") if isinstance(entry, dict) else entry
-            raise ValueError(f"'{d / META}' has state for a {found} named {key!r}, not for the {type(c).__name__} "
-                             "passed under that name")
-        try:
-            c.load_state_dict({**entry["state"], **arrays.get(key, {})})
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"'{d / META}' / '{d / CONTROLLERS}': cannot restore controller {key!r}: "
-                             f"{type(e).__name__}: {e}") from None
-
-
-__all__ = ["CONTROLLERS", "META", "base_state_dict", "check_writable", "controller_keys", "find_checkpoint",
+__all__ = ["CONTROLLERS", "META", "base_state_dict", "check_writable", "find_checkpoint",
            "load_learner", "merged_state_dict", "nonfinite", "save_learner"]

@@ -60,3 +60,50 @@ class Controller:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take back what `state_dict()` returned (JSON turns tuples into lists and dict keys into strings)."""
+
+
+def controller_keys(controllers: Any) -> dict[str, Any]:
+    """{key: controller}: the key is the controller's `name` (its class name if it has none), "#2", "#3"... added
+    for repeats, so the same list of controllers gets the same keys when it is built again (a checkpoint's state
+    goes back to the controller of the same key)."""
+    out: dict[str, Any] = {}
+    for c in controllers:
+        base = str(getattr(c, "name", type(c).__name__))
+        key, i = base, 2
+        while key in out:
+            key, i = f"{base}#{i}", i + 1
+        out[key] = c
+    return out
+
+
+def controller_states(controllers: Any) -> dict[str, dict]:
+    """{key: {"class": class name, "state": its state_dict()}} for every controller with state (the learner's
+    state_dict()["controllers"])."""
+    out = {}
+    for key, c in controller_keys(controllers).items():
+        state = c.state_dict() if callable(getattr(c, "state_dict", None)) else {}
+        if state:
+            out[key] = {"class": type(c).__name__, "state": state}
+    return out
+
+
+def check_controller_states(controllers: Any, saved: dict[str, dict]) -> None:
+    """ValueError when a saved state (`controller_states`) would go to a controller of another class."""
+    live = controller_keys(controllers)
+    for key, entry in saved.items():
+        if key in live and entry["class"] != type(live[key]).__name__:
+            raise ValueError(f"it has state for a {entry['class']} named {key!r}, not for the "
+                             f"{type(live[key]).__name__} passed under that name")
+
+
+def load_controller_states(controllers: Any, saved: dict[str, dict]) -> None:
+    """Give each controller the state saved under its key (`controller_states`), checked first; a saved state with
+    no controller of its key is left unused (resuming without a controller is allowed)."""
+    check_controller_states(controllers, saved)
+    live = controller_keys(controllers)
+    for key, entry in saved.items():
+        if key in live:
+            try:
+                live[key].load_state_dict(entry["state"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"cannot restore controller {key!r}: {type(e).__name__}: {e}") from None

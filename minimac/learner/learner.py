@@ -37,10 +37,10 @@ from minimac import fast, lora, parallel
 from minimac.ewc import EWC
 from minimac.learner import routing
 from minimac.learner.checkpoint import nonfinite
-from minimac.learner.hooks import Controller
+from minimac.learner.hooks import Controller, check_controller_states, controller_states, load_controller_states
 from minimac.learner.mixing import chunk_ids, mixed_batch, new_chunk_schedule
 from minimac.learner.schedule import EarlyStopping
-from minimac.learner.step import StepTrainer, param_groups
+from minimac.learner.step import StepTrainer, check_arrays, param_groups
 from minimac.learner.strategies import LearnerConfig
 from minimac.metrics import RMatrix, evaluate
 from minimac.replay import Experience, ReplayBuffer
@@ -131,13 +131,16 @@ class ContinualLearner:
             lora.set_adapter(self.model, key)
         if key not in self._trainers:
             c = self.config
-            params = self.model.parameters() if key == FULL else param_groups(self.model, key, c.loraplus_lr_ratio)
             ewc = EWC(self.ewc_lambda, c.mode, c.decay_factor) if c.uses_ewc else None
-            self._trainers[key] = StepTrainer(self.model, params, self.learning_rate, c.weight_decay,
+            self._trainers[key] = StepTrainer(self.model, self._trainable(key), self.learning_rate, c.weight_decay,
                                               c.max_grad_norm, ewc, devices=c.devices)
             if key in self._pending_state:
                 self._trainers[key].load_arrays(self._pending_state.pop(key))
         return self._trainers[key]
+
+    def _trainable(self, key: str) -> list:
+        """What trainer `key` trains: every weight (strategy "full"), else the adapter's tensors in LoRA+ groups."""
+        return self.model.parameters() if key == FULL else param_groups(self.model, key, self.config.loraplus_lr_ratio)
 
     def encode(self, text: str) -> list[int]:
         """[eot] + token ids, like a document in the pretraining stream (so the first real token is predicted too)."""
@@ -345,6 +348,49 @@ class ContinualLearner:
         """The continuation of `prompt` (without the prompt). adapter-per-domain: `domain` picks the adapter by
         name, None routes automatically on the prompt (an empty prompt gets the bare base)."""
         return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, domain, seed))
+
+    # ---- state: what the learner adds to its model's weights (checkpoint.py writes it to files) ----------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to go on exactly where the learner stopped, besides the model's weights and adapters
+        (the model's own state): counters, history, the R matrix, the knobs' values, the RNG state (JSON-able
+        values), each trainer's AdamW and EWC arrays ("trainers"), the replay buffer's arrays ("replay"), the chunks
+        kept for the next Fisher ("fisher_pool") and each controller's {"class", "state"} ("controllers")."""
+        return {"step_count": self.step_count, "domains": list(self.domains), "history": self.history,
+                "stages": self.stages, "r_matrix": self.r_matrix.to_dict() if self.r_matrix is not None else None,
+                "learning_rate": self.learning_rate, "replay_ratio": self.replay_ratio, "ewc_lambda": self.ewc_lambda,
+                "rng": self.rng.bit_generator.state, "lr_scales": dict(self.lr_scales), "eval_sets": self.eval_sets,
+                "trainers": {**{k: dict(a) for k, a in self._pending_state.items()},
+                             **{k: t.state_arrays() for k, t in self._trainers.items()}},
+                "replay": self.replay.state_dict(), "fisher_pool": {d: list(c) for d, c in self._fisher_pool.items()},
+                "controllers": controller_states(self.controllers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict()` returned, on a learner built with the same model (adapters loaded), config
+        and controllers. ValueError, before anything changes, when a trainer's arrays do not fit the model or a
+        controller's state belongs to another class."""
+        trainers, saved = state["trainers"], state.get("controllers") or {}
+        for key, arrays in trainers.items():
+            self._check_trainer_state(key, arrays)
+        check_controller_states(self.controllers, saved)
+        self._trainers, self._pending_state = {}, {k: dict(a) for k, a in trainers.items()}  # loaded on first use
+        self.replay = ReplayBuffer.from_state_dict(state["replay"])
+        self._fisher_pool = {d: list(c) for d, c in state["fisher_pool"].items()}
+        self.step_count, self.domains = state["step_count"], list(state["domains"])
+        self.history, self.stages = state["history"], state["stages"]
+        self.eval_sets = dict(state.get("eval_sets") or {})   # absent in checkpoints saved before it was kept
+        self.r_matrix = RMatrix.from_dict(state["r_matrix"]) if state.get("r_matrix") else None
+        self.rng.bit_generator.state = state["rng"]
+        self.set_learning_rate(state["learning_rate"])
+        self.set_replay_ratio(state["replay_ratio"])
+        self.set_ewc_lambda(state["ewc_lambda"])
+        load_controller_states(self.controllers, saved)
+        self.lr_scales = {str(k): float(v) for k, v in (state.get("lr_scales") or {}).items()}
+
+    def _check_trainer_state(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        if self.config.uses_lora and key not in self.adapters:
+            raise ValueError(f"it has state for trainer {key!r}, but the model has no such adapter (adapters: "
+                             f"{self.adapters})")
+        check_arrays(key, self._trainable(key), arrays)
 
     def save_checkpoint(self, directory: str) -> None:
         """Everything, atomically (see minimac/learner/checkpoint.py)."""

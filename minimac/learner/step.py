@@ -54,6 +54,21 @@ def param_groups(model: Any, adapter_name: str,
     return groups + ([(list(saved.values()), 1.0, 0.0)] if saved else [])
 
 
+def check_arrays(key: str, params: list, arrays: dict[str, np.ndarray]) -> None:
+    """Saved trainer arrays must fit the tensors `params` (a list, or param_groups' groups) before they are loaded:
+    "opt.NNNN" are the tensors, then AdamW's m and v, then two powers. State of another preset or strategy would
+    otherwise fail only at the first step, inside tinygrad."""
+    tensors = [t for p in params for t in (p[0] if isinstance(p, tuple) else [p])]
+    want = [tuple(t.shape) for t in tensors] * 3
+    got = [tuple(arrays[k].shape) for k in sorted(k for k in arrays if k.startswith("opt."))][:len(want)]
+    if got != want:
+        i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
+        raise ValueError(f"the trainer state does not fit this model: trainer {key!r} has {len(got)} tensors where "
+                         f"the model needs {len(want)}, the first mismatch at #{i} "
+                         f"({got[i] if i < len(got) else None} vs {want[i] if i < len(want) else None}); "
+                         "was it saved with another preset or strategy?")
+
+
 class StepTrainer:
     """AdamW, EWC and one jitted step for `params` of `model`. `step(x, y, w)` -> (task loss, penalty, grad norm).
 
