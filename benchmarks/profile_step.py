@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+SLOW_GFLOPS = 5  # the floor for a CPU training step's kernels
 LINE = re.compile(r"\*\*\* \S+\s+\d+\s+(\S+).*?tm\s+([\d.]+)(us|ms)/\s*[\d.]+ms \(\s*([\d.]+) GFLOPS")
 
 
@@ -104,6 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'ms':>8} {'share':>6} {'GFLOPS':>7}  kernel")
     for ms, name, gflops in sorted(rows, reverse=True)[:args.top]:
         print(f"{ms:8.2f} {100 * ms / total:5.1f}% {gflops:7.0f}  {name}")
+    # The check that would have caught the subnormal attention probabilities (minimac/fast/fast_exp.py): on an Intel
+    # CPU their matmuls ran at ~1 GFLOPS, half of a nano step. Kernels doing real arithmetic (>= 4 MFLOP) that slow
+    # point at something of the machine's, not of the algorithm: subnormals, a spilled tile, oversubscribed threads.
+    slow = [(ms, name, g) for ms, name, g in rows if g < SLOW_GFLOPS and ms * g * 1e6 >= 4e6]
+    print(f"kernels of >= 4 MFLOP under {SLOW_GFLOPS} GFLOPS: {len(slow)}, {sum(r[0] for r in slow):.1f} ms "
+          f"({100 * sum(r[0] for r in slow) / total:.1f}% of the step){' <- look at these' if slow else ''}")
+    for ms, name, gflops in sorted(slow, reverse=True)[:5]:
+        print(f"{ms:8.2f} {100 * ms / total:5.1f}% {gflops:7.1f}  {name}")
 
 
 if __name__ == "__main__":
