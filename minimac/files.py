@@ -36,7 +36,8 @@ _NP_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.i
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any] | str | bytes) -> None:
     """Write `path` whole or not at all: `write(temp_path)` (or the given text / bytes) into a temp file beside it,
-    then rename it over `path`. The temp file is removed if anything fails, Ctrl-C included."""
+    then rename it over `path`. The temp file is removed if anything fails, Ctrl-C included. The file is readable by
+    all (0644), as a plain open() would make it: mkstemp's temp files are the owner's only."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -47,6 +48,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any] | str | by
             Path(tmp).write_bytes(write)
         else:
             write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

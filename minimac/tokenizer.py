@@ -26,7 +26,6 @@ import json
 import operator
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimac import bpe
+from minimac.files import atomic_write
 
 EOT = "<|endoftext|>"
 FORMAT_VERSION = 1
@@ -270,12 +270,12 @@ class Tokenizer:
         d.mkdir(parents=True, exist_ok=True)
         vocab = self.vocab
         merges = [{"rank": r, "pair": list(p), "token": vocab[i]} for r, (p, i) in enumerate(self.merges.items())]
-        _write_atomic(d / "vocab.json", json.dumps({str(i): t for i, t in vocab.items()}, ensure_ascii=False, indent=0))
-        _write_atomic(d / "merges.json", "[\n" + ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges) + "\n]")
+        _write_text(d / "vocab.json", json.dumps({str(i): t for i, t in vocab.items()}, ensure_ascii=False, indent=0))
+        _write_text(d / "merges.json", "[\n" + ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges) + "\n]")
         config = {"format_version": FORMAT_VERSION, "vocab_size": self.vocab_size, "num_merges": len(self.merges),
                   "min_frequency": self.min_frequency, "special_tokens": self.special_tokens,
                   "normalization": self.normalization, "pattern": self.pattern}
-        _write_atomic(d / "config.json", json.dumps(config, ensure_ascii=False, indent=2))
+        _write_text(d / "config.json", json.dumps(config, ensure_ascii=False, indent=2))
         return d
 
     @classmethod
@@ -329,6 +329,10 @@ def _read(item: str | os.PathLike) -> str:
     raise TypeError(f"training data must be str texts or pathlib.Path files, got {type(item).__name__}")
 
 
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, (text + "\n").encode("utf-8"))   # bytes: "\n" on every OS
+
+
 def _read_json(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer file '{path}' is missing (save() writes config.json, vocab.json and "
@@ -337,18 +341,6 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"corrupt tokenizer file '{path}': not valid JSON ({e})") from e
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a saved tokenizer is meant to be shared
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def check_out(out: Path, overwrite: bool) -> None:

@@ -64,6 +64,20 @@ def test_a_failed_save_keeps_the_old_checkpoint(model, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
 
+def test_atomic_write_makes_whole_files_that_others_can_read(tmp_path):
+    files.atomic_write(tmp_path / "a.txt", "hello")
+    files.atomic_write(tmp_path / "b.bin", lambda tmp: Path(tmp).write_bytes(b"\x00\x01"))
+    assert (tmp_path / "a.txt").read_text() == "hello" and (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert {(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {0o644}   # not mkstemp's 0600
+
+    def interrupted(tmp):
+        Path(tmp).write_text("half")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write(tmp_path / "a.txt", interrupted)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"] and (tmp_path / "a.txt").read_text() == "hello"
+
+
 def copy_checkpoint(src, dst):
     dst.mkdir(exist_ok=True)
     for name in ("config.json", "model.safetensors"):

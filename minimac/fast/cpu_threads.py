@@ -41,12 +41,13 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 from tinygrad.runtime.ops_cpu import CPUProgram
+
+from minimac.files import atomic_write
 
 C_SOURCE = r"""
 #include <pthread.h>
@@ -186,15 +187,8 @@ def _build() -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".so")
-    os.close(fd)
-    try:
-        cmd = [os.environ.get("CC", "clang"), "-O2", "-shared", "-fPIC", "-pthread", "-x", "c", "-", "-o", tmp]
-        subprocess.run(cmd, input=C_SOURCE.encode(), check=True, capture_output=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    cmd = [os.environ.get("CC", "clang"), "-O2", "-shared", "-fPIC", "-pthread", "-x", "c", "-", "-o"]
+    atomic_write(path, lambda tmp: subprocess.run([*cmd, tmp], input=C_SOURCE.encode(), check=True, capture_output=True))
     return path
 
 
