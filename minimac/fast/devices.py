@@ -40,7 +40,8 @@ DEVICES: dict[str, Capabilities] = {
     "CPU": Capabilities(polynomial_exp=True, serial_sum=True, atomic_embedding=True, outer_product_tiles=True,
                         thread_pool=True, c_graph=True, decode_threads=1),
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
-    # (decode_steps_per_call stays 1 until measured: benchmarks/gpu_decode.sh compares 1 and 4 with PyTorch's loop)
+    # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
+    # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
