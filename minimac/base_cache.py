@@ -13,7 +13,8 @@ learning. `cached_base` returns the folder of one, building it on the first call
 
 The folder is $MINIMAC_CACHE/base-<preset>-<hash> (default ~/.cache/minimac), where the hash covers every setting
 and the text itself, and holds `tokenizer/`, `model.safetensors` + `config.json` (minimac.checkpoint) and
-`timings.json` (the measured compile and step times, used to estimate how long later runs take).
+`timings.json` (the measured compile and step times, and the machine's pace then, used to estimate how long later
+runs take at the machine's pace of that moment).
 Leaves out: the learning that follows (minimac/learn.py), long pretraining runs (python -m minimac.pretrain).
 """
 from __future__ import annotations
@@ -71,6 +72,30 @@ def tokenizer_text(base_docs: list[str], later_docs: list[list[str]]) -> list[st
             out.append(d)
             taken += len(d)
     return out
+
+
+def machine_pace() -> float:
+    """Seconds of a fixed piece of work (eight 512 x 512 float32 matmuls in numpy), the median of 7 tries (0.08 s in
+    all on the project's 2-core CPU): how fast this machine runs right now. A cached base's timings were measured when
+    it was built, maybe at another load (on a shared 2-core CPU the pace moved 4x within a minute); `at_current_pace`
+    scales them by pace now / pace then."""
+    a = np.full((512, 512), 0.5, np.float32)
+    tries = []
+    for _ in range(7):
+        start = time.perf_counter()
+        for _ in range(8):
+            a @ a
+        tries.append(time.perf_counter() - start)
+    return float(np.median(tries))
+
+
+def at_current_pace(timings: dict) -> dict:
+    """A cached base's timings scaled to this machine's pace now (unchanged when the base did not record its pace)."""
+    if not timings.get("pace_s"):
+        return timings
+    factor = machine_pace() / timings["pace_s"]
+    return {**timings, **{k: timings[k] * factor for k in ("first_steps_s", "pretrain_step_s") if k in timings},
+            "pace_factor": factor}
 
 
 def read_timings(folder: Path) -> dict:
@@ -151,7 +176,8 @@ def _build(spec: BaseSpec, base_docs: list[str], later_docs: list[list[str]], ou
     steady = np.diff(stamps[2:]) if len(stamps) > 3 else np.diff([start, *stamps])
     timings = {"first_steps_s": stamps[1] - start if len(stamps) > 1 else stamps[-1] - start,
                "pretrain_step_s": float(np.median(steady)), "pretrain_s": time.perf_counter() - start,
-               "build_s": time.perf_counter() - t0, "final_loss": trainer.history[-1]["loss"]}
+               "build_s": time.perf_counter() - t0, "final_loss": trainer.history[-1]["loss"],
+               "pace_s": machine_pace()}   # the machine's pace as the steps were timed: later runs scale by it
     (out / TIMINGS).write_text(json.dumps(timings, indent=2))
     say(f"base model: {trainer.step} steps, loss {timings['final_loss']:.3f}, {timings['build_s']:.0f}s")
 

@@ -48,6 +48,7 @@ from minimac.learn_plan import (
     FACTS_DOMAIN,
     estimate,
     eval_sets_for,
+    guess_stage_steps,
     load_plan,
     measure_step,
     naive_contrast,
@@ -132,7 +133,7 @@ def neuro_names(spec: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from minimac.base_cache import CALIBRATION, BaseSpec, cached_base, find_timings, read_timings
+    from minimac.base_cache import CALIBRATION, BaseSpec, at_current_pace, cached_base, find_timings, read_timings
 
     wall = time.perf_counter()
     plan = load_plan(args)
@@ -153,11 +154,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if not stream:
             console.print(f"{args.resume} has already learned {learner.domains}; nothing left (try --data FILE)")
             return 0
-        timings, setup_s, folder, built = find_timings(learner.model.config), None, None, False
+        timings, setup_s, folder, built = at_current_pace(find_timings(learner.model.config)), None, None, False
     else:
         spec = BaseSpec(preset=args.preset or DEFAULTS["preset"], base_steps=args.base_steps,
                         base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
-        stage_guess = args.steps or DEMO["stage_steps"]
+        stage_guess = guess_stage_steps(args, domains)
         with Readout(live=live, console=console, every=25) as r:
             shown_from = 1 if spec.base_steps else CALIBRATION + 1   # a time-boxed run's first steps time it
             pace_at = min(PACE_STEPS, max(2, spec.base_steps)) if spec.base_steps else PACE_STEPS
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                               f"{fmt_seconds(time.perf_counter() - wall + rest)} in all; later runs reuse the base")
 
             folder, built = _base_folder(spec, plan, r, cached_base, log)
-        timings = read_timings(folder)
+        timings = read_timings(folder) if built else at_current_pace(read_timings(folder))   # built now: its pace
         setup = time.perf_counter()
         learner = _new_learner(args, strategy, folder, spec, None)
         learner.remember("\n\n".join(domains[base]["train"])[:DEMO["remember_chars"]], base)

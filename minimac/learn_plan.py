@@ -26,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from minimac.learner.mixing import chunk_ids, mixed_batch
+from minimac.learner.strategies import LearnerConfig
 
 # Six facts about an invented island. No base model can know them (the names are made up), so the demo asks for
 # them before learning (wrong answers) and after (right ones). They are taught as text, written COPIES times in
@@ -40,6 +41,7 @@ EVAL_CHARS, EVAL_PIECES = 4000, 8   # evaluation per set: 8 pieces of 500 charac
 # The cap keeps a big text to minutes: a 1 MB novel with the nano base and the default strategy took 4m54s in all
 # on the project's 2-core CPU (600 steps of ~0.3 s, 190 s of CPU) while other jobs kept its load average at 5.5-6
 DATA_MAX_STEPS = 600
+CHARS_PER_TOKEN = 2.4   # English with the demo's 2,048-token vocabulary (a 1 MB novel: 2.34)
 
 
 def load_plan(args: argparse.Namespace) -> dict:
@@ -143,6 +145,16 @@ def data_steps(n_windows: int, new_rows: int, min_steps: int, steps: int | None)
                 f"text" + ("" if steps else f" (at most {DATA_MAX_STEPS} steps by default; --steps {one_pass} "
                                                 "for one full pass)"))
     return chosen, part
+
+
+def guess_stage_steps(args: argparse.Namespace, domains: dict) -> int:
+    """Steps a stage will take, before the tokenizer exists (the first run's estimate, while the base is built): the
+    demo's, or data_steps on the text's length at CHARS_PER_TOKEN (stream_items counts the real windows later)."""
+    if not args.data:
+        return args.steps or DEMO["stage_steps"]
+    cfg = LearnerConfig()
+    windows = math.ceil(len(domains[args.domain]["train"][0]) / (CHARS_PER_TOKEN * cfg.seq_len))
+    return data_steps(windows, cfg.batch_size, cfg.min_steps, args.steps)[0]
 
 
 def eval_sets_for(learner, plan: dict, stream: list[str]) -> dict[str, str]:

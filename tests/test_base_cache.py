@@ -40,3 +40,14 @@ def test_a_time_boxed_base_plans_its_length_again_as_the_pace_changes(monkeypatc
     # at 1 s a step the budget holds about 60 steps; once steps take 4 s, about 20 + 40 / 4 = 30
     expected = 60 if slow == 1.0 else 30
     assert abs(steps - expected) <= 6, (steps, said)
+
+
+def test_a_cached_bases_timings_follow_the_machines_pace_now(monkeypatch):
+    """A base built on a busy machine (pace 0.4 s) must not make today's quiet run (0.1 s) look 4x longer."""
+    then = {"first_steps_s": 20.0, "pretrain_step_s": 0.28, "final_loss": 3.9, "pace_s": 0.4}
+    monkeypatch.setattr(base_cache, "machine_pace", lambda: 0.1)
+    now = base_cache.at_current_pace(then)
+    assert now["pretrain_step_s"] == pytest.approx(0.07) and now["first_steps_s"] == pytest.approx(5.0)
+    assert now["final_loss"] == 3.9 and then["pretrain_step_s"] == 0.28        # a copy; the rest unchanged
+    old = {"first_steps_s": 20.0, "pretrain_step_s": 0.28}                     # a base from before the pace was kept
+    assert base_cache.at_current_pace(old) == old
