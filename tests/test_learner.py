@@ -437,6 +437,11 @@ def test_checkpoint_errors_name_the_file(streamed, saved, tmp_path):
     (copy(saved, tmp_path, "d") / "replay.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="replay.npz"):
         ContinualLearner.load_checkpoint(tmp_path / "d")
+    meta = json.loads((copy(saved, tmp_path, "e") / META).read_text())
+    del meta["step_count"]
+    (tmp_path / "e" / META).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="learner.json' is corrupt: it has no 'step_count'"):
+        ContinualLearner.load_checkpoint(tmp_path / "e")
 
 
 def test_state_dict_carries_the_learner_in_memory(streamed):

@@ -223,12 +223,14 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
         for key, field, array in _read_npz(d / CONTROLLERS):
             arrays.setdefault(key, {})[field] = array
     files = ("format", "version", "config", "model_config", "adapters", "active", "trainers", "controllers")
-    state = {**{k: v for k, v in meta.items() if k not in files},
-             "trainers": trainers, "replay": replay, "fisher_pool": pool,
-             "controllers": {key: {**e, "state": {**e["state"], **arrays.get(key, {})}} for key, e in saved.items()}}
     try:
+        state = {**{k: v for k, v in meta.items() if k not in files},
+                 "trainers": trainers, "replay": replay, "fisher_pool": pool,
+                 "controllers": {key: {**e, "state": {**e["state"], **arrays.get(key, {})}} for key, e in saved.items()}}
         learner.load_state_dict(state)
-    except (KeyError, TypeError, ValueError) as e:
+    except KeyError as e:
+        raise ValueError(f"'{d / META}' is corrupt: it has no {e}") from None
+    except (TypeError, ValueError) as e:
         raise ValueError(f"'{d}' cannot be resumed: {e}") from None
     return learner
 
