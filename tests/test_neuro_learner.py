@@ -42,8 +42,8 @@ def test_all_controllers_on_a_real_learner():
                           ("code", "def add(a, b):\n    return a + b\n" * 3)])
     steps = spy.stats
     assert len(steps) == 12
-    for s in steps:        # the optimizer's lr Tensor held the learner's rate; the controllers set the next one
-        assert s["opt_lr"] == pytest.approx(s["lr"], rel=1e-6)
+    for s in steps:        # the optimizer's lr Tensor held the learner's rate (warmed up and decayed within the call)
+        assert s["opt_lr"] == pytest.approx(s["lr_now"], rel=1e-6)   # the rate times the schedule's factor
         assert s["next_lr"] == pytest.approx(learner.config.lr * s["scales"]["autonomous_lr"] * s["scales"]["dopamine"])
     for prev, s in itertools.pairwise(steps):
         assert s["lr"] == prev["next_lr"]
