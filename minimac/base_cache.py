@@ -94,8 +94,7 @@ def at_current_pace(timings: dict) -> dict:
     if not timings.get("pace_s"):
         return timings
     factor = machine_pace() / timings["pace_s"]
-    return {**timings, **{k: timings[k] * factor for k in ("first_steps_s", "pretrain_step_s") if k in timings},
-            "pace_factor": factor}
+    return {**timings, **{k: timings[k] * factor for k in ("first_steps_s", "pretrain_step_s") if k in timings}}
 
 
 def read_timings(folder: Path) -> dict:

@@ -43,7 +43,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any] | str | by
     os.close(fd)
     try:
         if isinstance(write, str):
-            Path(tmp).write_text(write, encoding="utf-8")
+            Path(tmp).write_bytes(write.encode("utf-8"))   # UTF-8, "\n" kept as is on every OS
         elif isinstance(write, bytes):
             Path(tmp).write_bytes(write)
         else:

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     else:
         spec = BaseSpec(preset=args.preset or DEFAULTS["preset"], base_steps=args.base_steps,
                         base_seconds=args.base_seconds or DEFAULTS["base_seconds"])
-        stage_guess = guess_stage_steps(args, domains)
+        stage_guess = guess_stage_steps(args, domains, spec.batch_size, spec.seq_len)
         with Readout(live=live, console=console, every=25) as r:
             shown_from = 1 if spec.base_steps else CALIBRATION + 1   # a time-boxed run's first steps time it
             pace_at = min(PACE_STEPS, max(2, spec.base_steps)) if spec.base_steps else PACE_STEPS
@@ -212,11 +212,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       + ", ...")
     label = "protected" if learner.config.per_domain or "+" in strategy else strategy
     runs = {label: learn_with_readout(learner, items, eval_sets, base, stage_steps, stream, save, live, console,
-                          f"1/2 the learner ({strategy})" if naive else f"the learner ({strategy})")}
+                                      f"1/2 the learner ({strategy})" if naive else f"the learner ({strategy})")}
     if naive:   # the same stream and steps from the same base, by plain full fine-tuning: forgetting by contrast
         other = _new_learner(args, "full", folder, spec, [])
         runs["naive"] = learn_with_readout(other, items, eval_sets, base, stage_steps, stream, None, live, console,
-                               f"2/2 naive full fine-tuning (lr {other.learning_rate:g}), for contrast")
+                                           f"2/2 naive full fine-tuning (lr {other.learning_rate:g}), for contrast")
     report(learner, console, prompts, before)
     if naive:
         console.print(f"protected = the learner ({strategy}); naive = full fine-tuning of the same base, same text "

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from minimac.learn_quiz import QUIZ_TOKENS
 from minimac.learner.mixing import chunk_ids, mixed_batch
 from minimac.learner.strategies import LearnerConfig
 
@@ -147,14 +148,14 @@ def data_steps(n_windows: int, new_rows: int, min_steps: int, steps: int | None)
     return chosen, part
 
 
-def guess_stage_steps(args: argparse.Namespace, domains: dict) -> int:
+def guess_stage_steps(args: argparse.Namespace, domains: dict, batch_size: int, seq_len: int) -> int:
     """Steps a stage will take, before the tokenizer exists (the first run's estimate, while the base is built): the
-    demo's, or data_steps on the text's length at CHARS_PER_TOKEN (stream_items counts the real windows later)."""
+    demo's, or data_steps on the text's length at CHARS_PER_TOKEN, for the learner's batch_size and seq_len
+    (stream_items counts the real windows later)."""
     if not args.data:
         return args.steps or DEMO["stage_steps"]
-    cfg = LearnerConfig()
-    windows = math.ceil(len(domains[args.domain]["train"][0]) / (CHARS_PER_TOKEN * cfg.seq_len))
-    return data_steps(windows, cfg.batch_size, cfg.min_steps, args.steps)[0]
+    windows = math.ceil(len(domains[args.domain]["train"][0]) / (CHARS_PER_TOKEN * seq_len))
+    return data_steps(windows, batch_size, LearnerConfig().min_steps, args.steps)[0]
 
 
 def eval_sets_for(learner, plan: dict, stream: list[str]) -> dict[str, str]:
@@ -188,7 +189,7 @@ def naive_contrast(args: argparse.Namespace, strategy: str) -> bool:
 
 def tokens_generated(args: argparse.Namespace, stream: list[str]) -> int:
     """Tokens generated in all: the facts asked before and after (by both learners), or --data's prompts."""
-    return (3 * len(FACTS) * 6 if FACTS_DOMAIN in stream else 0) + (4 * DEMO["new_tokens"] if args.data else 0)
+    return (3 * len(FACTS) * QUIZ_TOKENS if FACTS_DOMAIN in stream else 0) + (4 * DEMO["new_tokens"] if args.data else 0)
 
 
 def evaluating(sets: dict[str, str]) -> str:

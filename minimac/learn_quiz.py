@@ -16,6 +16,8 @@ import contextlib
 from rich.table import Table
 from rich.text import Text
 
+QUIZ_TOKENS = 6   # tokens a fact's prompt is completed with: its answer and a little after
+
 
 def recalled(completion: str, answer: str) -> bool:
     """Whether a completion states the answer first: after stripping leading whitespace it starts with the answer,
@@ -67,7 +69,7 @@ def greedy(learner, prompts: list[str], new_tokens: list[int]) -> list[str]:
     return [tok.decode(o, skip_special_tokens=True) for o in out]
 
 
-def quiz(learner, facts, new_tokens: int = 6) -> list[tuple[str, bool, str | None]]:
+def quiz(learner, facts, new_tokens: int = QUIZ_TOKENS) -> list[tuple[str, bool, str | None]]:
     """(completion, recalled?, route) for each (prompt, answer): greedy, routed as `learner.generate` routes
     (adapter-per-domain: the adapter the router picks, or None for the bare base). See `greedy`."""
     from minimac.learner import routing

@@ -181,8 +181,8 @@ def report(learner, console: Console, prompts: dict, before: dict) -> None:
     console.print(table)
 
 
-def learn_with_readout(learner, items, eval_sets: dict[str, str], base: str, steps: int, stream: list[str], save: Path | None,
-           live: bool, console: Console, title: str) -> Curves:
+def learn_with_readout(learner, items, eval_sets: dict[str, str], base: str, steps: int, stream: list[str],
+                       save: Path | None, live: bool, console: Console, title: str) -> Curves:
     """learn_stream with the readout: the live panel (steps, scores, the curves so far), saving after each domain.
     Returns the curves: every set's bits per byte every CURVE_EVERY steps and after each stage."""
     show = StepShow(None, stream, eval_sets)

@@ -270,12 +270,12 @@ class Tokenizer:
         d.mkdir(parents=True, exist_ok=True)
         vocab = self.vocab
         merges = [{"rank": r, "pair": list(p), "token": vocab[i]} for r, (p, i) in enumerate(self.merges.items())]
-        _write_text(d / "vocab.json", json.dumps({str(i): t for i, t in vocab.items()}, ensure_ascii=False, indent=0))
-        _write_text(d / "merges.json", "[\n" + ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges) + "\n]")
+        atomic_write(d / "vocab.json", json.dumps({str(i): t for i, t in vocab.items()}, ensure_ascii=False, indent=0) + "\n")
+        atomic_write(d / "merges.json", "[\n" + ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges) + "\n]\n")
         config = {"format_version": FORMAT_VERSION, "vocab_size": self.vocab_size, "num_merges": len(self.merges),
                   "min_frequency": self.min_frequency, "special_tokens": self.special_tokens,
                   "normalization": self.normalization, "pattern": self.pattern}
-        _write_text(d / "config.json", json.dumps(config, ensure_ascii=False, indent=2))
+        atomic_write(d / "config.json", json.dumps(config, ensure_ascii=False, indent=2) + "\n")
         return d
 
     @classmethod
@@ -327,10 +327,6 @@ def _read(item: str | os.PathLike) -> str:
             raise ValueError(f"training file '{path}' is not UTF-8 text: byte {e.object[e.start]:#04x} at offset "
                              f"{e.start} ({e.reason})") from None
     raise TypeError(f"training data must be str texts or pathlib.Path files, got {type(item).__name__}")
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, (text + "\n").encode("utf-8"))   # bytes: "\n" on every OS
 
 
 def _read_json(path: Path):

@@ -133,13 +133,13 @@ def test_the_estimate_counts_the_naive_run():
 
 def test_a_first_runs_estimate_plans_the_steps_of_the_users_text(tmp_path):
     """Before the tokenizer exists, --data's steps are guessed from the text's length (the demo's stage before)."""
-    assert learn_plan.guess_stage_steps(learn.parse_args([]), {}) == learn_plan.DEMO["stage_steps"]
+    assert learn_plan.guess_stage_steps(learn.parse_args([]), {}, 8, 64) == learn_plan.DEMO["stage_steps"]
     novel = {"novel": {"train": ["x" * 1_000_000]}}
     args = learn.parse_args(["--data", "f", "--domain", "novel"])
-    assert learn_plan.guess_stage_steps(args, novel) == learn_plan.DATA_MAX_STEPS        # a 1 MB text: the cap
-    assert learn_plan.guess_stage_steps(args, {"novel": {"train": ["x" * 2_000]}}) < 40   # a note: a few steps
+    assert learn_plan.guess_stage_steps(args, novel, 8, 64) == learn_plan.DATA_MAX_STEPS        # a 1 MB text: the cap
+    assert learn_plan.guess_stage_steps(args, {"novel": {"train": ["x" * 2_000]}}, 8, 64) < 40   # a note: a few steps
     args = learn.parse_args(["--data", "f", "--domain", "novel", "--steps", "77"])
-    assert learn_plan.guess_stage_steps(args, novel) == 77
+    assert learn_plan.guess_stage_steps(args, novel, 8, 64) == 77
 
 
 def test_no_naive_flag_is_in_the_help(capsys):

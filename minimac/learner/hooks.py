@@ -97,9 +97,8 @@ def check_controller_states(controllers: Any, saved: dict[str, dict]) -> None:
 
 
 def load_controller_states(controllers: Any, saved: dict[str, dict]) -> None:
-    """Give each controller the state saved under its key (`controller_states`), checked first; a saved state with
-    no controller of its key is left unused (resuming without a controller is allowed)."""
-    check_controller_states(controllers, saved)
+    """Give each controller the state saved under its key (`controller_states`; check_controller_states first); a
+    saved state with no controller of its key is left unused (resuming without a controller is allowed)."""
     live = controller_keys(controllers)
     for key, entry in saved.items():
         if key in live:
