@@ -1,12 +1,14 @@
 """The fast decoding path (minimac/fast/decode.py, fast/sampling.py) against the readable loop of minimac/generate.py:
 greedy ids identical, batches equal to one-by-one, seeded sampling reproducible, on-device filtering equal to the
 host's, and draws that follow the softmax (a chi-square test, no timing)."""
+import dataclasses
+
 import numpy as np
 import pytest
 from tinygrad import Tensor
 
 from minimac import lora, ops
-from minimac.fast import decode
+from minimac.fast import decode, devices
 from minimac.fast.sampling import Rules, SamplingState, filter_top_k, filter_top_p, pick
 from minimac.generate import generate, generate_batch, process_logits
 from minimac.model import ModelConfig, Transformer
@@ -108,6 +110,28 @@ def test_an_active_lora_adapter_is_merged_for_decoding_and_follows_training():
     assert generate(m, PROMPTS[1], 8, temperature=0) == plain(generate, m, PROMPTS[1], 8, temperature=0)
     d = decode.decoder(m)
     assert sum(x.lora is not None for x in d.linears.values()) == len(lora.lora_layers(m))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_batches_follow_weights_changed_in_place(monkeypatch, transposed):
+    """A batch reads W^T copies where the device table says so (fast/devices.py, decode_batch_transposed), with and
+    without an adapter: after an in-place update, as an optimizer makes, the batch's ids are those of the readable
+    loop again."""
+    name = devices.backend(Tensor([0]).device)
+    monkeypatch.setitem(devices.DEVICES, name, dataclasses.replace(devices.capabilities(name),
+                                                                   decode_batch_transposed=transposed))
+    m = _model("mha", seed=5)
+    rows = [PROMPTS[1], [9, 8, 7]]
+    assert generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0)
+    w = m.layers[0].attention.q_proj.weight
+    w.assign(w * -1.5).realize()
+    assert generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0)
+    lora.inject_lora(m, lora.LoRAConfig(r=2), "a")
+    for layer in lora.lora_layers(m).values():
+        layer.lora_B["a"].assign(Tensor.full(layer.lora_B["a"].shape, 0.3)).realize()
+    assert generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0)
+    copies = [d.transposed is not None for d in decode.decoder(m).linears.values()]
+    assert copies and all(c == transposed for c in copies)
 
 
 # ---- the picking rules, on fixed logits ---------------------------------------------------------------------------

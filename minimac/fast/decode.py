@@ -39,7 +39,7 @@ import numpy as np
 from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
 
 from minimac.device_inputs import write_into
-from minimac.fast.decode_weights import DecodeLinear, decoding_copy
+from minimac.fast.decode_weights import SHARED_INPUTS, DecodeLinear, decoding_copy
 from minimac.fast.devices import capabilities
 from minimac.fast.sampling import Rules, SamplingState, pick
 from minimac.jit_cache import cached_jit
@@ -69,8 +69,8 @@ class Session:
     def __init__(self, model, linears: dict[int, DecodeLinear], batch: int):
         c = model.config
         self.B, self.L, self.V = batch, c.max_seq_len, c.vocab_size
-        self.twin = decoding_copy(model, linears)
         self.ids = Tensor.zeros(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()
+        self.twin = decoding_copy(model, linears, SHARED_INPUTS if capabilities(self.ids).decode_shared_inputs else ())
         self.mask = Tensor.ones(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()  # 0 = left padding
         self.state = SamplingState(batch, self.V)
         self.jits: dict[tuple, TinyJit] = {}
@@ -119,17 +119,22 @@ class Decoder:
         self.linears: dict[int, DecodeLinear] = {}
         self.sessions: dict[int, Session] = {}
         self.model = model  # a weak reference (minimac.jit_cache): the Decoder must not keep its model alive
-        self._refresh = TinyJit(lambda: Tensor.realize(*[t for d in self.linears.values() if (t := d.refresh())
-                                                        is not None]))
+        self._refresh = TinyJit(lambda: Tensor.realize(*[t for d in self.linears.values() for t in d.refresh()]))
 
     def session(self, batch: int) -> Session:
         if batch not in self.sessions:
-            self.sessions[batch] = Session(self.model(), self.linears, batch)
+            self.sessions[batch] = s = Session(self.model(), self.linears, batch)
+            if batch > 1 and capabilities(s.ids).decode_batch_transposed and \
+                    any(d.transposed is None for d in self.linears.values()):
+                for d in self.linears.values():
+                    d.keep_transposed()
+                self._refresh.reset()   # its capture lists the copies to refresh
         return self.sessions[batch]
 
     def refresh(self) -> None:
-        """Merge the adapters' current A and B again (training may have changed them in place)."""
-        if any(d.lora is not None for d in self.linears.values()):
+        """Make the copies again from the weights as they are now (training may have changed them in place): the
+        adapters merged, the transposed copies for batches."""
+        if any(d.lora is not None or d.transposed is not None for d in self.linears.values()):
             self._refresh()
 
 

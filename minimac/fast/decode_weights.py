@@ -6,7 +6,8 @@ straight from W (out, in) as nn.Linear stores it. fast/linear.py lays weights ou
 matmuls, which here would copy every weight on every token (29 copies, 2.9 of 4.3 ms of nano's step before).
 A LoRA layer with an active, unmerged adapter becomes a plain layer over W + scaling * B A, kept in a buffer of its
 own and refreshed (`DecodeLinear.refresh`) at the start of each generation, so training that changes A and B in place
-is seen. Worked example: a LoRALinear with W = 0, A = [[1, 2]], B = [[3]], scaling 2 -> DecodeLinear weight [[6, 12]].
+is seen. On the CPU a batch of rows reads a W^T copy (refreshed the same way): with 8 rows the step's matmuls are
+small matrix products, which clang vectorises along the outputs when they are contiguous. Worked example: a LoRALinear with W = 0, A = [[1, 2]], B = [[3]], scaling 2 -> DecodeLinear weight [[6, 12]].
 """
 from __future__ import annotations
 
@@ -20,28 +21,75 @@ from minimac import ops
 
 class DecodeLinear:
     """A bias-free linear layer for decoding: x @ W^T with W read as stored; prefill (more than one row a sequence)
-    goes through the `linear` seam. With `lora`, W is a merged copy: base + scaling * B @ A of its active adapter."""
+    goes through the `linear` seam. With `lora`, W is a merged copy: base + scaling * B @ A of its active adapter.
+    With `keep_transposed()`, batches of several rows read a copy laid out as W^T (in, out) instead (where the device
+    table says that is faster: minimac/fast/devices.py, decode_batch_transposed)."""
 
     def __init__(self, weight: Tensor, lora=None):
         self.base, self.lora = weight, lora
-        self.weight = weight if lora is None else self._merged().contiguous().realize()
+        self.weight = weight if lora is None else self._source().contiguous().realize()
+        self.transposed: Tensor | None = None
 
-    def _merged(self) -> Tensor:
+    def _source(self) -> Tensor:
+        """W as the model has it now: the base weight, plus the active adapter's scaling * B @ A if there is one."""
+        if self.lora is None:
+            return self.base.detach()
         return (self.base.detach() + self.lora.delta_weight(self.lora.active_adapter)).cast(self.base.dtype)
 
-    def refresh(self) -> Tensor | None:
-        """The merged copy recomputed from the adapter's current A and B (None without an adapter)."""
-        return None if self.lora is None else self.weight.assign(self._merged())
+    def keep_transposed(self) -> None:
+        if self.transposed is None:
+            self.transposed = self._source().transpose().contiguous().realize()
+
+    def refresh(self) -> list[Tensor]:
+        """The copies (merged, transposed) recomputed from the weights now: training changes them in place."""
+        return ([self.weight.assign(self._source())] if self.lora is not None else []) + \
+            ([self.transposed.assign(self._source().transpose())] if self.transposed is not None else [])
 
     def __call__(self, x: Tensor) -> Tensor:
         if x.shape[-2] == 1:      # one new token a sequence: a matrix-vector product per row
+            if self.transposed is not None and x.shape[0] > 1:
+                return x @ self.transposed
             return x @ self.weight.transpose()
         return ops.linear(x, self.weight)
 
 
-def decoding_copy(obj, linears: dict[int, DecodeLinear]):
+class SharedInput:
+    """Linear layers that read the same input (q, k and v; w1 and w3), as one matrix-vector product over their
+    weights side by side: one kernel where there were three (or two). The weights stay where they are: the
+    concatenation is lazy and tinygrad reads each part from its own buffer inside the one kernel.
+    `part(i, x)` is layer i's output; the first call with a new x computes all of them, the others slice."""
+
+    def __init__(self, layers: list[DecodeLinear]):
+        self.layers, self.sizes = layers, [layer.weight.shape[0] for layer in layers]
+        self._x: Tensor | None = None
+        self._parts: list[Tensor] = []
+
+    def part(self, i: int, x: Tensor) -> Tensor:
+        if x.shape[-2] != 1:              # prefill: each layer alone (training's layout, fast/linear.py)
+            return self.layers[i](x)
+        if x is not self._x:
+            weight = Tensor.cat(*[layer.weight for layer in self.layers])
+            self._x, self._parts = x, list((x @ weight.transpose()).split(self.sizes, dim=-1))
+        return self._parts[i]
+
+
+class Part:
+    """Layer i of a SharedInput group, called like the layer it replaces."""
+
+    def __init__(self, group: SharedInput, i: int):
+        self.group, self.i = group, i
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.group.part(self.i, x)
+
+
+SHARED_INPUTS = (("q_proj", "k_proj", "v_proj"), ("w1", "w3"))   # attention's and SwiGLU's layers, by name
+
+
+def decoding_copy(obj, linears: dict[int, DecodeLinear], shared: tuple[tuple[str, ...], ...] = ()):
     """A shallow copy of a model (or block) for decoding: containers copied, linear layers replaced by DecodeLinear
-    (shared through `linears`, keyed by the original's id), KV caches cleared; every weight is shared."""
+    (shared through `linears`, keyed by the original's id), KV caches cleared; every weight is shared. `shared`:
+    groups of layers, by attribute name, that read the same input and become one SharedInput (SHARED_INPUTS)."""
     if hasattr(obj, "merged_adapter"):                      # a LoRALinear (minimac/lora.py), found by its attributes
         if obj.bias is not None:
             return obj
@@ -52,14 +100,21 @@ def decoding_copy(obj, linears: dict[int, DecodeLinear]):
     if isinstance(obj, nn.Linear):
         return obj if obj.bias is not None else linears.setdefault(id(obj), DecodeLinear(obj.weight))
     if isinstance(obj, list):
-        return [decoding_copy(x, linears) for x in obj]
+        return [decoding_copy(x, linears, shared) for x in obj]
     if isinstance(obj, (Tensor, dict, tuple, type, types.ModuleType, types.FunctionType, types.MethodType)) or \
             not hasattr(obj, "__dict__"):
         return obj
     new = copy.copy(obj)
     for key, value in vars(obj).items():
         if isinstance(value, list) or (hasattr(value, "__dict__") and not isinstance(value, Tensor)):
-            setattr(new, key, decoding_copy(value, linears))
+            setattr(new, key, decoding_copy(value, linears, shared))
     if "cache" in vars(new):
         new.cache = None
+    for names in shared:
+        layers = [vars(new).get(name) for name in names]
+        if all(isinstance(layer, DecodeLinear) for layer in layers) and \
+                len({(layer.weight.shape[1], layer.weight.dtype) for layer in layers}) == 1:
+            group = SharedInput(layers)
+            for i, name in enumerate(names):
+                setattr(new, name, Part(group, i))
     return new

@@ -1,0 +1,96 @@
+"""Where a decoding step's time goes, kernel by kernel: the decode step (greedy, batch 1) jitted without graphs and
+timed one kernel at a time (tinygrad's DEBUG=2 timing), grouped by kernel name, slowest first; and generate()'s
+tokens/s. `--beam N` compiles the decoding kernels with tinygrad's BEAM search (the kernels of a first call; tinygrad
+caches its choices on disk, so a second run starts fast).
+
+    DEV=CUDA python benchmarks/decode_kernels.py --preset medium [--beam 2]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import contextlib
+import io
+import re
+import time
+from collections import defaultdict
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="nano")
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--beam", type=int, default=0)
+    ap.add_argument("--top", type=int, default=20)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=0|1",
+                    help="override a field of this device's row of minimac/fast/devices.py, e.g. "
+                    "decode_shared_inputs=1")
+    ap.add_argument("--plain", default="", help="seams to run plain (minimac.ops.plain), comma-separated: "
+                    "attention,swiglu_hidden")
+    args = ap.parse_args(argv)
+    import minimac.fast
+    from minimac import ops
+    minimac.fast.install()
+    with ops.plain(*args.plain.split(",")) if args.plain else contextlib.nullcontext():
+        run(args)
+
+
+def run(args) -> None:
+    import numpy as np
+    from tinygrad import Context, Device, GlobalCounters, Tensor
+
+    from minimac.fast import decode
+    from minimac.fast.sampling import Rules
+    from minimac.generate import generate_batch
+    from minimac.model import ModelConfig, Transformer
+    from minimac.fast import devices
+    for item in args.set:
+        field, value = item.split("=")
+        name = devices.backend(Device.DEFAULT)
+        devices.DEVICES[name] = dataclasses.replace(devices.capabilities(name), **{field: int(value)})
+    cfg = ModelConfig.from_preset(args.preset)
+    Tensor.manual_seed(0)
+    model = Transformer(cfg)
+    rows = np.random.default_rng(0).integers(1, cfg.vocab_size, (args.batch, 32)).tolist()
+    t = time.perf_counter()
+    with Context(BEAM=args.beam):
+        for _ in range(2):  # the jits capture on their second call
+            generate_batch(model, rows, 40, temperature=0)
+    print(f"{args.preset} on {Device.DEFAULT}, BEAM={args.beam} {' '.join(args.set)}"
+          f"{', plain ' + args.plain if args.plain else ''}: first two calls {time.perf_counter() - t:.1f} s")
+    best = min(_timed(lambda: generate_batch(model, rows, args.new_tokens, temperature=0)) for _ in range(3))
+    print(f"generate, batch {args.batch}: {args.batch * args.new_tokens / best:.1f} tokens/s, "
+          f"{1e3 * best / args.new_tokens:.3f} ms a step")
+    s = decode.decoder(model).session(args.batch)
+    steps, out = 16, io.StringIO()
+    with Context(TRAINING=0, JIT=2, BEAM=args.beam):
+        s.jits.pop(("step", Rules(), 1), None)
+        for pos in range(1, 1 + steps):    # capture (the first two calls), then time
+            s.step(pos, Rules())
+        GlobalCounters.reset()
+        with Context(DEBUG=2), contextlib.redirect_stdout(out):
+            for pos in range(1, 1 + steps):
+                s.step(pos, Rules())
+    by_name: dict[str, list[float]] = defaultdict(list)
+    for line in out.getvalue().splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        m = re.match(r"\*\*\* \S+\s+\d+\s+(\S+).*?tm\s+([\d.]+)us", line)
+        if m:
+            by_name[m[1]].append(float(m[2]))
+    total = sum(sum(v) for v in by_name.values()) / steps
+    count = sum(len(v) for v in by_name.values()) / steps
+    print(f"step: {count:.0f} kernels, {total / 1e3:.3f} ms of kernels a token (each timed alone)")
+    print(f"{'kernel':48s} {'a token':>8s} {'us each':>8s} {'us a token':>10s}")
+    for name, v in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:args.top]:
+        print(f"{name:48s} {len(v) / steps:8.0f} {sum(v) / len(v):8.1f} {sum(v) / steps:10.1f}")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()
