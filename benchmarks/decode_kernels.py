@@ -8,8 +8,8 @@ caches its choices on disk, so a second run starts fast).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import contextlib
+import dataclasses
 import io
 import re
 import time
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--beam", type=int, default=0)
     ap.add_argument("--top", type=int, default=20)
+    ap.add_argument("--prefill", type=int, default=0, help="also time and list the prefill of a prompt this long")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=0|1",
                     help="override a field of this device's row of minimac/fast/devices.py, e.g. "
                     "decode_shared_inputs=1")
@@ -38,13 +39,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args) -> None:
     import numpy as np
-    from tinygrad import Context, Device, GlobalCounters, Tensor
+    from tinygrad import Context, Device, Tensor
 
-    from minimac.fast import decode
+    from minimac.fast import decode, devices
     from minimac.fast.sampling import Rules
     from minimac.generate import generate_batch
     from minimac.model import ModelConfig, Transformer
-    from minimac.fast import devices
     for item in args.set:
         field, value = item.split("=")
         name = devices.backend(Device.DEFAULT)
@@ -63,27 +63,46 @@ def run(args) -> None:
     print(f"generate, batch {args.batch}: {args.batch * args.new_tokens / best:.1f} tokens/s, "
           f"{1e3 * best / args.new_tokens:.3f} ms a step")
     s = decode.decoder(model).session(args.batch)
-    steps, out = 16, io.StringIO()
+    steps = 16
     with Context(TRAINING=0, JIT=2, BEAM=args.beam):
         s.jits.pop(("step", Rules(), 1), None)
         for pos in range(1, 1 + steps):    # capture (the first two calls), then time
             s.step(pos, Rules())
-        GlobalCounters.reset()
-        with Context(DEBUG=2), contextlib.redirect_stdout(out):
-            for pos in range(1, 1 + steps):
-                s.step(pos, Rules())
+        table(lambda: [s.step(pos, Rules()) for pos in range(1, 1 + steps)], steps, "a token", args.top)
+    if args.prefill:
+        long = np.random.default_rng(1).integers(1, cfg.vocab_size, (args.batch, args.prefill)).tolist()
+        with Context(BEAM=args.beam):
+            for _ in range(2):
+                generate_batch(model, long, 1, temperature=0)
+        best = min(_timed(lambda: generate_batch(model, long, 1, temperature=0)) for _ in range(3))
+        print(f"prefill of {args.prefill} tokens (and the first id): {1e3 * best:.1f} ms")
+        with Context(TRAINING=0, JIT=2, BEAM=args.beam):
+            for key in [k for k in s.jits if k[0] == "prefill"]:
+                s.jits.pop(key)
+            for _ in range(2):
+                generate_batch(model, long, 1, temperature=0)
+            table(lambda: generate_batch(model, long, 1, temperature=0), 1, "prefill", args.top)
+
+
+def table(fn, calls: int, per: str, top: int) -> None:
+    """Run fn under DEBUG=2 and print its kernels grouped by name, slowest first, per call of `calls`."""
+    from tinygrad import Context, GlobalCounters
+    out = io.StringIO()
+    GlobalCounters.reset()
+    with Context(DEBUG=2), contextlib.redirect_stdout(out):
+        fn()
     by_name: dict[str, list[float]] = defaultdict(list)
     for line in out.getvalue().splitlines():
         line = re.sub(r"\x1b\[[0-9;]*m", "", line)
         m = re.match(r"\*\*\* \S+\s+\d+\s+(\S+).*?tm\s+([\d.]+)us", line)
         if m:
             by_name[m[1]].append(float(m[2]))
-    total = sum(sum(v) for v in by_name.values()) / steps
-    count = sum(len(v) for v in by_name.values()) / steps
-    print(f"step: {count:.0f} kernels, {total / 1e3:.3f} ms of kernels a token (each timed alone)")
-    print(f"{'kernel':48s} {'a token':>8s} {'us each':>8s} {'us a token':>10s}")
-    for name, v in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:args.top]:
-        print(f"{name:48s} {len(v) / steps:8.0f} {sum(v) / len(v):8.1f} {sum(v) / steps:10.1f}")
+    total = sum(sum(v) for v in by_name.values()) / calls
+    count = sum(len(v) for v in by_name.values()) / calls
+    print(f"{per}: {count:.0f} kernels, {total / 1e3:.3f} ms of kernels (each timed alone)")
+    print(f"{'kernel':48s} {per:>8s} {'us each':>8s} {'us ' + per:>10s}")
+    for name, v in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:top]:
+        print(f"{name:48s} {len(v) / calls:8.0f} {sum(v) / len(v):8.1f} {sum(v) / calls:10.1f}")
 
 
 def _timed(fn) -> float:
