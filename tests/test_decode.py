@@ -112,26 +112,32 @@ def test_an_active_lora_adapter_is_merged_for_decoding_and_follows_training():
     assert sum(x.lora is not None for x in d.linears.values()) == len(lora.lora_layers(m))
 
 
-@pytest.mark.parametrize("transposed", [False, True])
-def test_batches_follow_weights_changed_in_place(monkeypatch, transposed):
-    """A batch reads W^T copies where the device table says so (fast/devices.py, decode_batch_transposed), with and
-    without an adapter: after an in-place update, as an optimizer makes, the batch's ids are those of the readable
-    loop again."""
+@pytest.mark.parametrize("transposed,shared", [(False, 0), (True, 0), (False, 1), (False, 2), (True, 2)])
+def test_copies_follow_weights_changed_in_place(monkeypatch, transposed, shared):
+    """The decoding copies that the device table may ask for (fast/devices.py: W^T for batches, q/k/v and w1/w3 as
+    one product, lazily or over a concatenated copy), with and without an adapter: one row and a batch give the ids
+    of the readable loop, and again after an in-place update, as an optimizer makes."""
     name = devices.backend(Tensor([0]).device)
-    monkeypatch.setitem(devices.DEVICES, name, dataclasses.replace(devices.capabilities(name),
-                                                                   decode_batch_transposed=transposed))
+    monkeypatch.setitem(devices.DEVICES, name, dataclasses.replace(
+        devices.capabilities(name), decode_batch_transposed=transposed, decode_shared_inputs=shared))
     m = _model("mha", seed=5)
     rows = [PROMPTS[1], [9, 8, 7]]
-    assert generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0)
+
+    def same() -> bool:
+        return generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0) and \
+            generate(m, rows[0], 6, temperature=0) == plain(generate, m, rows[0], 6, temperature=0)
+    assert same()
     w = m.layers[0].attention.q_proj.weight
     w.assign(w * -1.5).realize()
-    assert generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0)
+    assert same()
     lora.inject_lora(m, lora.LoRAConfig(r=2), "a")
     for layer in lora.lora_layers(m).values():
         layer.lora_B["a"].assign(Tensor.full(layer.lora_B["a"].shape, 0.3)).realize()
-    assert generate_batch(m, rows, 6, temperature=0) == plain(generate_batch, m, rows, 6, temperature=0)
-    copies = [d.transposed is not None for d in decode.decoder(m).linears.values()]
-    assert copies and all(c == transposed for c in copies)
+    assert same()
+    d = decode.decoder(m)
+    assert all((x.transposed is not None) == transposed for x in d.linears.values())
+    assert len(d.groups) == (2 * len(m.layers) if shared else 0)
+    assert all(g.copied == (shared == 2) for g in d.groups.values())
 
 
 # ---- the picking rules, on fixed logits ---------------------------------------------------------------------------

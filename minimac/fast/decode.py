@@ -39,7 +39,7 @@ import numpy as np
 from tinygrad import Context, Tensor, TinyJit, UOp, dtypes
 
 from minimac.device_inputs import write_into
-from minimac.fast.decode_weights import SHARED_INPUTS, DecodeLinear, decoding_copy
+from minimac.fast.decode_weights import DecodeLinear, SharedInput, decoding_copy
 from minimac.fast.devices import capabilities
 from minimac.fast.sampling import Rules, SamplingState, pick
 from minimac.jit_cache import cached_jit
@@ -66,11 +66,12 @@ class Session:
     """One batch size's decoding state: a decoding copy with its own KV caches, the ids and key mask (B, L+1), the
     sampling buffers, and the jits (prefill per bucket and rules, decode step per rules)."""
 
-    def __init__(self, model, linears: dict[int, DecodeLinear], batch: int):
+    def __init__(self, model, linears: dict[int, DecodeLinear], groups: dict[tuple, SharedInput], batch: int):
         c = model.config
         self.B, self.L, self.V = batch, c.max_seq_len, c.vocab_size
         self.ids = Tensor.zeros(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()
-        self.twin = decoding_copy(model, linears, SHARED_INPUTS if capabilities(self.ids).decode_shared_inputs else ())
+        shared = capabilities(self.ids).decode_shared_inputs   # 0: off, 1: lazy, 2: a copy
+        self.twin = decoding_copy(model, linears, groups if shared else None, copy_groups=shared == 2)
         self.mask = Tensor.ones(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()  # 0 = left padding
         self.state = SamplingState(batch, self.V)
         self.jits: dict[tuple, TinyJit] = {}
@@ -117,24 +118,30 @@ class Decoder:
 
     def __init__(self, model):
         self.linears: dict[int, DecodeLinear] = {}
+        self.groups: dict[tuple, SharedInput] = {}
         self.sessions: dict[int, Session] = {}
         self.model = model  # a weak reference (minimac.jit_cache): the Decoder must not keep its model alive
-        self._refresh = TinyJit(lambda: Tensor.realize(*[t for d in self.linears.values() for t in d.refresh()]))
+        self._refresh = TinyJit(lambda: Tensor.realize(*[t for d in self.copies() for t in d.refresh()]))
+
+    def copies(self) -> list:
+        """What holds a copy of weights (merged adapters, W^T for batches, concatenated groups): refreshed each call."""
+        return [d for d in [*self.linears.values(), *self.groups.values()] if d.copied]
 
     def session(self, batch: int) -> Session:
         if batch not in self.sessions:
-            self.sessions[batch] = s = Session(self.model(), self.linears, batch)
-            if batch > 1 and capabilities(s.ids).decode_batch_transposed and \
-                    any(d.transposed is None for d in self.linears.values()):
+            before = len(self.copies())
+            self.sessions[batch] = s = Session(self.model(), self.linears, self.groups, batch)
+            if batch > 1 and capabilities(s.ids).decode_batch_transposed:
                 for d in self.linears.values():
                     d.keep_transposed()
+            if len(self.copies()) != before:
                 self._refresh.reset()   # its capture lists the copies to refresh
         return self.sessions[batch]
 
     def refresh(self) -> None:
         """Make the copies again from the weights as they are now (training may have changed them in place): the
-        adapters merged, the transposed copies for batches."""
-        if any(d.lora is not None or d.transposed is not None for d in self.linears.values()):
+        adapters merged, the transposed copies for batches, the concatenated groups."""
+        if self.copies():
             self._refresh()
 
 

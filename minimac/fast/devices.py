@@ -33,7 +33,8 @@ class Capabilities:
     decode_batch_transposed: bool = False  # decode_weights: batches of several rows read a copy of each weight laid
                                       # out as W^T (in, out), refreshed once a generate() call: more memory, wider
                                       # vector loads; one row reads W as stored (faster there)
-    decode_shared_inputs: bool = False  # decode_weights: q, k, v (and w1, w3) as one matrix-vector product
+    decode_shared_inputs: int = 0     # decode_weights: q, k, v (and w1, w3) as one matrix-vector product (0: off,
+                                      # 1: over the weights where they are, 2: over a concatenated copy)
 
 
 OTHER = Capabilities()
