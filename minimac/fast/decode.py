@@ -70,8 +70,7 @@ class Session:
         c = model.config
         self.B, self.L, self.V = batch, c.max_seq_len, c.vocab_size
         self.ids = Tensor.zeros(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()
-        shared = capabilities(self.ids).decode_shared_inputs   # 0: off, 1: lazy, 2: a copy
-        self.twin = decoding_copy(model, linears, groups if shared else None, copy_groups=shared == 2)
+        self.twin = decoding_copy(model, linears, groups if capabilities(self.ids).decode_shared_inputs else None)
         self.mask = Tensor.ones(batch, self.L + 1, dtype=dtypes.int32).contiguous().realize()  # 0 = left padding
         self.state = SamplingState(batch, self.V)
         self.jits: dict[tuple, TinyJit] = {}
@@ -125,16 +124,17 @@ class Decoder:
 
     def copies(self) -> list:
         """What holds a copy of weights (merged adapters, W^T for batches, concatenated groups): refreshed each call."""
-        return [d for d in [*self.linears.values(), *self.groups.values()] if d.copied]
+        return [d for d in [*self.linears.values(), *self.groups.values()] if d.copies]
 
     def session(self, batch: int) -> Session:
         if batch not in self.sessions:
-            before = len(self.copies())
+            before = sum(d.copies for d in self.copies())
             self.sessions[batch] = s = Session(self.model(), self.linears, self.groups, batch)
             if batch > 1 and capabilities(s.ids).decode_batch_transposed:
-                for d in self.linears.values():
+                grouped = {id(layer) for g in self.groups.values() for layer in g.layers}
+                for d in [*self.groups.values(), *[d for d in self.linears.values() if id(d) not in grouped]]:
                     d.keep_transposed()
-            if len(self.copies()) != before:
+            if sum(d.copies for d in self.copies()) != before:
                 self._refresh.reset()   # its capture lists the copies to refresh
         return self.sessions[batch]
 

@@ -37,9 +37,9 @@ class DecodeLinear:
         return (self.base.detach() + self.lora.delta_weight(self.lora.active_adapter)).cast(self.base.dtype)
 
     @property
-    def copied(self) -> bool:
-        """Whether this layer holds a copy of weights that `refresh` must recompute."""
-        return self.lora is not None or self.transposed is not None
+    def copies(self) -> int:
+        """How many copies of weights this layer holds (merged, transposed): what `refresh` recomputes."""
+        return (self.lora is not None) + (self.transposed is not None)
 
     def keep_transposed(self) -> None:
         if self.transposed is None:
@@ -59,15 +59,15 @@ class DecodeLinear:
 
 
 class SharedInput:
-    """Linear layers that read the same input (q, k and v; w1 and w3), as one matrix-vector product over their
-    weights side by side: one kernel where there were three (or two). `copy=False`: the concatenation is lazy and
-    tinygrad reads each part from its own buffer inside the one kernel; `copy=True`: the weights are concatenated
-    into a buffer of their own, refreshed with the other copies at each generate() call.
+    """Linear layers that read the same input (q, k and v; w1 and w3), as one matrix-vector product over a copy of
+    their weights side by side: one kernel where there were three (or two). The copy (and, for batches where the
+    device table asks for it, its transpose) is refreshed with the other copies at each generate() call.
     `part(i, x)` is layer i's output; the first call with a new x computes all of them, the others slice."""
 
-    def __init__(self, layers: list[DecodeLinear], copy: bool):
+    def __init__(self, layers: list[DecodeLinear]):
         self.layers, self.sizes = layers, [layer.weight.shape[0] for layer in layers]
-        self.weight = self._source().contiguous().realize() if copy else None
+        self.weight = self._source().contiguous().realize()
+        self.transposed: Tensor | None = None
         self._x: Tensor | None = None
         self._parts: list[Tensor] = []
 
@@ -75,18 +75,23 @@ class SharedInput:
         return Tensor.cat(*[layer._source() for layer in self.layers])
 
     @property
-    def copied(self) -> bool:
-        return self.weight is not None
+    def copies(self) -> int:
+        return 1 + (self.transposed is not None)
+
+    def keep_transposed(self) -> None:
+        if self.transposed is None:
+            self.transposed = self._source().transpose().contiguous().realize()
 
     def refresh(self) -> list[Tensor]:
-        return [] if self.weight is None else [self.weight.assign(self._source())]
+        return [self.weight.assign(self._source())] + \
+            ([self.transposed.assign(self._source().transpose())] if self.transposed is not None else [])
 
     def part(self, i: int, x: Tensor) -> Tensor:
-        if x.shape[-2] != 1 or (x.shape[0] > 1 and self.layers[i].transposed is not None):
-            return self.layers[i](x)      # prefill (training's layout, fast/linear.py); batches reading W^T
+        if x.shape[-2] != 1:              # prefill: each layer alone (training's layout, fast/linear.py)
+            return self.layers[i](x)
         if x is not self._x:
-            weight = self.weight if self.weight is not None else Tensor.cat(*[layer.weight for layer in self.layers])
-            self._x, self._parts = x, list((x @ weight.transpose()).split(self.sizes, dim=-1))
+            y = x @ self.transposed if self.transposed is not None and x.shape[0] > 1 else x @ self.weight.transpose()
+            self._x, self._parts = x, list(y.split(self.sizes, dim=-1))
         return self._parts[i]
 
 
@@ -103,12 +108,10 @@ class Part:
 SHARED_INPUTS = (("q_proj", "k_proj", "v_proj"), ("w1", "w3"))   # attention's and SwiGLU's layers, by name
 
 
-def decoding_copy(obj, linears: dict[int, DecodeLinear], groups: dict[tuple, SharedInput] | None = None,
-                  copy_groups: bool = False):
+def decoding_copy(obj, linears: dict[int, DecodeLinear], groups: dict[tuple, SharedInput] | None = None):
     """A shallow copy of a model (or block) for decoding: containers copied, linear layers replaced by DecodeLinear
     (shared through `linears`, keyed by the original's id), KV caches cleared; every weight is shared. With
-    `groups`, the layers of SHARED_INPUTS become SharedInputs (shared through `groups`; `copy_groups`: with a
-    concatenated copy of their weights)."""
+    `groups`, the layers of SHARED_INPUTS become SharedInputs (shared through `groups`, keyed by their layers)."""
     if hasattr(obj, "merged_adapter"):                      # a LoRALinear (minimac/lora.py), found by its attributes
         if obj.bias is not None:
             return obj
@@ -119,14 +122,14 @@ def decoding_copy(obj, linears: dict[int, DecodeLinear], groups: dict[tuple, Sha
     if isinstance(obj, nn.Linear):
         return obj if obj.bias is not None else linears.setdefault(id(obj), DecodeLinear(obj.weight))
     if isinstance(obj, list):
-        return [decoding_copy(x, linears, groups, copy_groups) for x in obj]
+        return [decoding_copy(x, linears, groups) for x in obj]
     if isinstance(obj, (Tensor, dict, tuple, type, types.ModuleType, types.FunctionType, types.MethodType)) or \
             not hasattr(obj, "__dict__"):
         return obj
     new = copy.copy(obj)
     for key, value in vars(obj).items():
         if isinstance(value, list) or (hasattr(value, "__dict__") and not isinstance(value, Tensor)):
-            setattr(new, key, decoding_copy(value, linears, groups, copy_groups))
+            setattr(new, key, decoding_copy(value, linears, groups))
     if "cache" in vars(new):
         new.cache = None
     for names in SHARED_INPUTS if groups is not None else ():
@@ -134,7 +137,7 @@ def decoding_copy(obj, linears: dict[int, DecodeLinear], groups: dict[tuple, Sha
         if all(isinstance(layer, DecodeLinear) for layer in layers) and \
                 len({(layer.weight.shape[1], layer.weight.dtype) for layer in layers}) == 1:
             key = tuple(id(layer) for layer in layers)
-            group = groups[key] if key in groups else groups.setdefault(key, SharedInput(layers, copy_groups))
+            group = groups[key] if key in groups else groups.setdefault(key, SharedInput(layers))
             for i, name in enumerate(names):
                 setattr(new, name, Part(group, i))
     return new

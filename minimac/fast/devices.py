@@ -33,8 +33,8 @@ class Capabilities:
     decode_batch_transposed: bool = False  # decode_weights: batches of several rows read a copy of each weight laid
                                       # out as W^T (in, out), refreshed once a generate() call: more memory, wider
                                       # vector loads; one row reads W as stored (faster there)
-    decode_shared_inputs: int = 0     # decode_weights: q, k, v (and w1, w3) as one matrix-vector product (0: off,
-                                      # 1: over the weights where they are, 2: over a concatenated copy)
+    decode_shared_inputs: bool = False  # decode_weights: q, k, v (and w1, w3) as one matrix-vector product over a
+                                      # concatenated copy of their weights (refreshed at each generate() call)
 
 
 OTHER = Capabilities()
@@ -43,10 +43,12 @@ DEVICES: dict[str, Capabilities] = {
     # decode_threads=1: nano's batch-8 step took 24-31 ms with its matmuls split over the two cores, 5.4-6.4 ms
     # unsplit (load 4.5-4.9; docs/performance.md, Decoding); one token's matvecs are too small to be split anyway
     # decode_batch_transposed: nano's batch-8 step 1.83 ms with W^T copies against 2.77 ms reading W; at batch 1,
-    # 2.23 against 1.08 ms (benchmarks/decode_kernels.py); decode_shared_inputs off: no gain at batch 1, and 5.0
-    # against 2.8 ms at batch 8 (the lazy concatenation's gated loads vectorise poorly)
+    # 2.23 against 1.08 ms (benchmarks/decode_kernels.py); decode_shared_inputs: nano batch 1 963-1,042
+    # against 643-718 tokens/s, alternating (a lazy concatenation, read in place, gained nothing at batch 1 and
+    # lost 1.8x at batch 8: its gated loads vectorise poorly)
     "CPU": Capabilities(polynomial_exp=True, serial_sum=True, atomic_embedding=True, outer_product_tiles=True,
-                        thread_pool=True, c_graph=True, decode_threads=1, decode_batch_transposed=True),
+                        thread_pool=True, c_graph=True, decode_threads=1, decode_batch_transposed=True,
+                        decode_shared_inputs=True),
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
     # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
     # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
