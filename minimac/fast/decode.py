@@ -18,10 +18,12 @@ Here a whole chunk of tokens is made without the host looking:
 - Several prompts of different lengths decode together, left-padded, with a key mask that hides the padding: a
   shorter row's positions start later, which RoPE makes invisible up to rounding (attention sees only distances).
 - Weights: the decoding copy of the model (`decoding_copy`, fast/decode_weights.py) shares every weight, replacing
-  each bias-free linear layer by `DecodeLinear`, which reads its weight as stored (one dot product per output: a step's matmuls have one row
-  per sequence, and fast/linear.py's layout would copy the weight every step). An active, unmerged LoRA adapter is
-  merged into a copy of the weight (W + scaling * B A), refreshed by a small jit at the start of each generation: the
-  adapter costs nothing per token. Equal to the unmerged layer up to rounding (tests/test_decode.py).
+  each bias-free linear layer by `DecodeLinear`, which reads its weight as stored (one dot product per output: a
+  step's matmuls have one row per sequence, and fast/linear.py's layout would copy the weight every step). An
+  active, unmerged LoRA adapter is merged into a copy of the weight (W + scaling * B A); where the device table
+  asks, q/k/v and w1/w3 are concatenated into one copy each and batches read W^T copies. A small jit makes every
+  copy again at the start of each generation (`Decoder.refresh`), so training that changed weights in place is seen:
+  the adapter costs nothing per token. Equal to the unmerged layers up to rounding (tests/test_decode.py).
 - Beyond max_seq_len the window slides as in minimac/decoding.py: the last max_seq_len ids are prefilled again each
   token.
 

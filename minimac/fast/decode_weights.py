@@ -6,8 +6,12 @@ straight from W (out, in) as nn.Linear stores it. fast/linear.py lays weights ou
 matmuls, which here would copy every weight on every token (29 copies, 2.9 of 4.3 ms of nano's step before).
 A LoRA layer with an active, unmerged adapter becomes a plain layer over W + scaling * B A, kept in a buffer of its
 own and refreshed (`DecodeLinear.refresh`) at the start of each generation, so training that changes A and B in place
-is seen. On the CPU a batch of rows reads a W^T copy (refreshed the same way): with 8 rows the step's matmuls are
-small matrix products, which clang vectorises along the outputs when they are contiguous. Worked example: a LoRALinear with W = 0, A = [[1, 2]], B = [[3]], scaling 2 -> DecodeLinear weight [[6, 12]].
+is seen. Worked example: a LoRALinear with W = 0, A = [[1, 2]], B = [[3]], scaling 2 -> DecodeLinear weight [[6, 12]].
+Where the device table (minimac/fast/devices.py) asks for them, two more copies, refreshed the same way:
+- q, k, v (and w1, w3) read the same input: `SharedInput` keeps their weights side by side and makes one kernel of
+  their three (two) products, its output sliced (nano's step: 79 -> 75 kernels).
+- a batch of rows reads W^T: with 8 rows the step's matmuls are small matrix products, which clang vectorises along
+  the outputs when they are contiguous.
 """
 from __future__ import annotations
 
@@ -38,16 +42,16 @@ class DecodeLinear:
 
     @property
     def copies(self) -> int:
-        """How many copies of weights this layer holds (merged, transposed): what `refresh` recomputes."""
-        return (self.lora is not None) + (self.transposed is not None)
+        """How many copies of weights this layer holds (W when it is not the model's, W^T): what `refresh` makes."""
+        return (self.weight is not self.base) + (self.transposed is not None)
 
     def keep_transposed(self) -> None:
         if self.transposed is None:
             self.transposed = self._source().transpose().contiguous().realize()
 
     def refresh(self) -> list[Tensor]:
-        """The copies (merged, transposed) recomputed from the weights now: training changes them in place."""
-        return ([self.weight.assign(self._source())] if self.lora is not None else []) + \
+        """The copies recomputed from the weights now: training changes them in place."""
+        return ([self.weight.assign(self._source())] if self.weight is not self.base else []) + \
             ([self.transposed.assign(self._source().transpose())] if self.transposed is not None else [])
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -58,40 +62,26 @@ class DecodeLinear:
         return ops.linear(x, self.weight)
 
 
-class SharedInput:
-    """Linear layers that read the same input (q, k and v; w1 and w3), as one matrix-vector product over a copy of
-    their weights side by side: one kernel where there were three (or two). The copy (and, for batches where the
-    device table asks for it, its transpose) is refreshed with the other copies at each generate() call.
+class SharedInput(DecodeLinear):
+    """Linear layers that read the same input (q, k and v; w1 and w3) as one: a DecodeLinear over a copy of their
+    weights side by side, one matrix-vector product where there were three (or two), refreshed like the others.
     `part(i, x)` is layer i's output; the first call with a new x computes all of them, the others slice."""
 
     def __init__(self, layers: list[DecodeLinear]):
         self.layers, self.sizes = layers, [layer.weight.shape[0] for layer in layers]
+        super().__init__(None)
         self.weight = self._source().contiguous().realize()
-        self.transposed: Tensor | None = None
         self._x: Tensor | None = None
         self._parts: list[Tensor] = []
 
     def _source(self) -> Tensor:
         return Tensor.cat(*[layer._source() for layer in self.layers])
 
-    @property
-    def copies(self) -> int:
-        return 1 + (self.transposed is not None)
-
-    def keep_transposed(self) -> None:
-        if self.transposed is None:
-            self.transposed = self._source().transpose().contiguous().realize()
-
-    def refresh(self) -> list[Tensor]:
-        return [self.weight.assign(self._source())] + \
-            ([self.transposed.assign(self._source().transpose())] if self.transposed is not None else [])
-
     def part(self, i: int, x: Tensor) -> Tensor:
         if x.shape[-2] != 1:              # prefill: each layer alone (training's layout, fast/linear.py)
             return self.layers[i](x)
         if x is not self._x:
-            y = x @ self.transposed if self.transposed is not None and x.shape[0] > 1 else x @ self.weight.transpose()
-            self._x, self._parts = x, list(y.split(self.sizes, dim=-1))
+            self._x, self._parts = x, list(self(x).split(self.sizes, dim=-1))
         return self._parts[i]
 
 
@@ -137,7 +127,8 @@ def decoding_copy(obj, linears: dict[int, DecodeLinear], groups: dict[tuple, Sha
         if all(isinstance(layer, DecodeLinear) for layer in layers) and \
                 len({(layer.weight.shape[1], layer.weight.dtype) for layer in layers}) == 1:
             key = tuple(id(layer) for layer in layers)
-            group = groups[key] if key in groups else groups.setdefault(key, SharedInput(layers))
+            if key not in groups:
+                groups[key] = SharedInput(layers)
             for i, name in enumerate(names):
-                setattr(new, name, Part(group, i))
+                setattr(new, name, Part(groups[key], i))
     return new
