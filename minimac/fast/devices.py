@@ -52,6 +52,8 @@ DEVICES: dict[str, Capabilities] = {
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
     # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
     # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
+    # decode_shared_inputs, decode_batch_transposed: not measured on a GPU yet, so off
+    # (results/h100/session12/pair_and_probe.sh is the run that would decide)
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
