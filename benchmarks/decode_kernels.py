@@ -1,9 +1,12 @@
-"""Where a decoding step's time goes, kernel by kernel: the decode step (greedy, batch 1) jitted without graphs and
-timed one kernel at a time (tinygrad's DEBUG=2 timing), grouped by kernel name, slowest first; and generate()'s
-tokens/s. `--beam N` compiles the decoding kernels with tinygrad's BEAM search (the kernels of a first call; tinygrad
-caches its choices on disk, so a second run starts fast).
+"""Where a decoding step's time goes, kernel by kernel: the decode step (greedy, batch 1 or --batch) jitted without
+graphs and timed one kernel at a time (tinygrad's DEBUG=2 timing), grouped by kernel name, slowest first; and
+generate()'s tokens/s. `--prefill N` lists a prefill of N tokens the same way. `--set FIELD=0|1` overrides a field of
+this device's row of minimac/fast/devices.py (an A/B of one decoding choice, in separate runs), `--plain NAMES` runs
+those seams plain, and `--beam N` compiles the decoding kernels with tinygrad's BEAM search (tinygrad caches its
+choices on disk, so a second run starts fast).
 
-    DEV=CUDA python benchmarks/decode_kernels.py --preset medium [--beam 2]
+    python benchmarks/decode_kernels.py --preset nano --batch 8 --set decode_batch_transposed=0
+    DEV=CUDA python benchmarks/decode_kernels.py --preset medium --prefill 512 [--beam 2]
 """
 from __future__ import annotations
 
@@ -30,6 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plain", default="", help="seams to run plain (minimac.ops.plain), comma-separated: "
                     "attention,swiglu_hidden")
     args = ap.parse_args(argv)
+    from minimac.fast import devices
+    fields = {f.name for f in dataclasses.fields(devices.Capabilities)}
+    for item in args.set:
+        if item.partition("=")[0] not in fields or not item.partition("=")[2].isdigit():
+            ap.error(f"--set {item!r}: expected FIELD=N with FIELD one of {sorted(fields)}")
     import minimac.fast
     from minimac import ops
     minimac.fast.install()
