@@ -26,8 +26,6 @@ from tinygrad.nn.state import get_state_dict
 from minimac import lora_embedding
 from minimac.files import atomic_write, read_safetensors, write_safetensors
 from minimac.lora import (
-    LoRAConfig,
-    LoRALinear,
     _matching_target,
     _resolve,
     _walk,
@@ -36,6 +34,7 @@ from minimac.lora import (
     add_adapter,
     lora_layers,
 )
+from minimac.lora_layer import LoRAConfig, LoRALinear
 from minimac.lora_variants import saved_paths
 
 CONFIG_NAME, WEIGHTS_NAME = "adapter_config.json", "adapter_model.safetensors"

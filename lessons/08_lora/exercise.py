@@ -1,7 +1,7 @@
 """Lesson 08 exercise: LoRA in numpy. Fill in each function, then run `pytest lessons/08_lora`.
 
 Shapes: x (N, in), W (out, in) as in torch/tinygrad Linear, A (r, in), B (out, r). README.md gives the stages; peek at
-minimac/lora.py if stuck.
+minimac/lora_layer.py if stuck.
 """
 import numpy as np  # noqa: F401  (you will need it)
 

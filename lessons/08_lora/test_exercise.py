@@ -1,7 +1,8 @@
 """Tests for lesson 08. `pytest lessons/08_lora` checks exercise.py; MINIMAC_SOLUTION=1 checks solution.py.
 
 Each stage compares your numpy functions with numpy float64 references, with minimac's own LoRA layer
-(minimac/lora.py) and with tinygrad's autograd. Run one stage at a time with -k, e.g. `pytest lessons/08_lora -k stage1`.
+(minimac/lora_layer.py) and with tinygrad's autograd. Run one stage at a time with -k, e.g.
+`pytest lessons/08_lora -k stage1`.
 """
 import numpy as np
 from tinygrad import Tensor, nn

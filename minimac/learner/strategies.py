@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 
 from minimac.learner.schedule import LR_SCHEDULES, lr_factor
-from minimac.lora import LoRAConfig
+from minimac.lora_layer import LoRAConfig
 
 STRATEGIES = ("full", "full+replay", "full+replay+ewc", "lora", "lora+replay", "lora+replay+ewc", "adapter-per-domain")
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tinygrad import Tensor
 
-from minimac.lora import LoRALinear
+from minimac.lora_layer import LoRALinear
 from minimac.neuro.base import NeuroController, check_int, check_number
 
 ATTENTION, FFN = ("q_proj", "k_proj", "v_proj", "o_proj"), ("w1", "w2", "w3")
