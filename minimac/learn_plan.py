@@ -189,7 +189,8 @@ def naive_contrast(args: argparse.Namespace, strategy: str) -> bool:
 
 def tokens_generated(args: argparse.Namespace, stream: list[str]) -> int:
     """Tokens generated in all: the facts asked before and after (by both learners), or --data's prompts."""
-    return (3 * len(FACTS) * QUIZ_TOKENS if FACTS_DOMAIN in stream else 0) + (4 * DEMO["new_tokens"] if args.data else 0)
+    quiz = 3 * len(FACTS) * QUIZ_TOKENS if FACTS_DOMAIN in stream else 0
+    return quiz + (4 * DEMO["new_tokens"] if args.data else 0)
 
 
 def evaluating(sets: dict[str, str]) -> str:

@@ -270,7 +270,8 @@ class Tokenizer:
         d.mkdir(parents=True, exist_ok=True)
         vocab = self.vocab
         merges = [{"rank": r, "pair": list(p), "token": vocab[i]} for r, (p, i) in enumerate(self.merges.items())]
-        atomic_write(d / "vocab.json", json.dumps({str(i): t for i, t in vocab.items()}, ensure_ascii=False, indent=0) + "\n")
+        atomic_write(d / "vocab.json",
+                     json.dumps({str(i): t for i, t in vocab.items()}, ensure_ascii=False, indent=0) + "\n")
         atomic_write(d / "merges.json", "[\n" + ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges) + "\n]\n")
         config = {"format_version": FORMAT_VERSION, "vocab_size": self.vocab_size, "num_merges": len(self.merges),
                   "min_frequency": self.min_frequency, "special_tokens": self.special_tokens,

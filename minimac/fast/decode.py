@@ -126,18 +126,16 @@ class Decoder:
 
     def copies(self) -> list:
         """What holds a copy of weights (merged adapters, W^T for batches, concatenated groups): refreshed each call."""
-        return [d for d in [*self.linears.values(), *self.groups.values()] if d.copies]
+        return [d for d in [*self.linears.values(), *self.groups.values()] if d.copied]
 
     def session(self, batch: int) -> Session:
         if batch not in self.sessions:
-            before = sum(d.copies for d in self.copies())
             self.sessions[batch] = s = Session(self.model(), self.linears, self.groups, batch)
             if batch > 1 and capabilities(s.ids).decode_batch_transposed:
                 grouped = {id(layer) for g in self.groups.values() for layer in g.layers}
                 for d in [*self.groups.values(), *[d for d in self.linears.values() if id(d) not in grouped]]:
                     d.keep_transposed()
-            if sum(d.copies for d in self.copies()) != before:
-                self._refresh.reset()   # its capture lists the copies to refresh
+            self._refresh.reset()   # its capture lists the copies to refresh, and a session may have added some
         return self.sessions[batch]
 
     def refresh(self) -> None:

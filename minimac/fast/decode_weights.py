@@ -41,9 +41,9 @@ class DecodeLinear:
         return (self.base.detach() + self.lora.delta_weight(self.lora.active_adapter)).cast(self.base.dtype)
 
     @property
-    def copies(self) -> int:
-        """How many copies of weights this layer holds (W when it is not the model's, W^T): what `refresh` makes."""
-        return (self.weight is not self.base) + (self.transposed is not None)
+    def copied(self) -> bool:
+        """Whether this layer holds copies of weights (W when it is not the model's, W^T): what `refresh` makes."""
+        return self.weight is not self.base or self.transposed is not None
 
     def keep_transposed(self) -> None:
         if self.transposed is None:

@@ -224,9 +224,9 @@ def load_learner(directory: str | os.PathLike, controllers: Any, learner_class: 
             arrays.setdefault(key, {})[field] = array
     files = ("format", "version", "config", "model_config", "adapters", "active", "trainers", "controllers")
     try:
+        controllers = {key: {**e, "state": {**e["state"], **arrays.get(key, {})}} for key, e in saved.items()}
         state = {**{k: v for k, v in meta.items() if k not in files},
-                 "trainers": trainers, "replay": replay, "fisher_pool": pool,
-                 "controllers": {key: {**e, "state": {**e["state"], **arrays.get(key, {})}} for key, e in saved.items()}}
+                 "trainers": trainers, "replay": replay, "fisher_pool": pool, "controllers": controllers}
         learner.load_state_dict(state)
     except KeyError as e:
         raise ValueError(f"'{d / META}' is corrupt: it has no {e}") from None

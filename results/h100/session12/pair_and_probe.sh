@@ -1,6 +1,6 @@
 #!/bin/bash
 # One call: issue 19's medium pair (restructure_pair_medium.sh), then as much of issue 21's decoding probe
-# (decode_probe.sh's runs, in its order) as the call's time allows. Results under $OUT.
+# (benchmarks/decode_kernels.py with each decoding copy on and off) as the call's time allows. Results under $OUT.
 START=$SECONDS
 SIDES='before after before' bash results/h100/session12/restructure_pair_medium.sh
 echo "pair done after $((SECONDS - START))s"
