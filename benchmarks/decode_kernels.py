@@ -1,12 +1,19 @@
 """Where a decoding step's time goes, kernel by kernel: the decode step (greedy, batch 1 or --batch) jitted without
 graphs and timed one kernel at a time (tinygrad's DEBUG=2 timing), grouped by kernel name, slowest first; and
-generate()'s tokens/s. `--prefill N` lists a prefill of N tokens the same way. `--set FIELD=0|1` overrides a field of
+generate()'s tokens/s. `--prefill N` lists a prefill of N tokens the same way. `--set FIELD=N` overrides a field of
 this device's row of minimac/fast/devices.py (an A/B of one decoding choice, in separate runs), `--plain NAMES` runs
 those seams plain, and `--beam N` compiles the decoding kernels with tinygrad's BEAM search (tinygrad caches its
 choices on disk, so a second run starts fast).
 
+`--target sm_90` needs no GPU: it lists the kernels of one decode step as tinygrad would compile them for an NVIDIA GPU
+of that architecture (the step built on the CPU with the CUDA row of the device table, --set applied to it; each
+kernel's opts chosen and its code rendered for that target, nothing run): launch grid and block, threads, the work and
+float4 loads each thread does in a row, and the megabytes it reads. A kernel with few threads and long loops is one
+that a GPU runs far below its memory bandwidth.
+
     python benchmarks/decode_kernels.py --preset nano --batch 8 --set decode_batch_transposed=0
     DEV=CUDA python benchmarks/decode_kernels.py --preset medium --prefill 512 [--beam 2]
+    python benchmarks/decode_kernels.py --preset medium --target sm_90 [--set matvec_threads=32]
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import os
 import re
 import time
 from collections import defaultdict
@@ -30,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=0|1",
                     help="override a field of this device's row of minimac/fast/devices.py, e.g. "
                     "decode_shared_inputs=1")
+    ap.add_argument("--target", default="", help="an NVIDIA architecture (sm_80, sm_90): list the decode step's kernels "
+                    "as compiled for it, without a GPU")
+    ap.add_argument("--position", type=int, default=160, help="--target: the position whose step is listed")
     ap.add_argument("--plain", default="", help="seams to run plain (minimac.ops.plain), comma-separated: "
                     "attention,swiglu_hidden")
     args = ap.parse_args(argv)
@@ -38,25 +49,27 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.set:
         if item.partition("=")[0] not in fields or not item.partition("=")[2].isdigit():
             ap.error(f"--set {item!r}: expected FIELD=N with FIELD one of {sorted(fields)}")
+    if args.set:   # an environment variable, read by tinygrad's compile workers too (minimac/fast/devices.py)
+        os.environ["MINIMAC_CAPABILITIES"] = ",".join(filter(None, [os.environ.get("MINIMAC_CAPABILITIES"), *args.set]))
     import minimac.fast
     from minimac import ops
     minimac.fast.install()
+    if args.target:
+        if not re.fullmatch(r"sm_\d+", args.target):
+            ap.error(f"--target {args.target!r}: expected an NVIDIA architecture such as sm_90")
+        devices.DEVICES["CPU"] = devices.DEVICES["CUDA"]   # the graph the GPU would run, built on the CPU
     with ops.plain(*args.plain.split(",")) if args.plain else contextlib.nullcontext():
-        run(args)
+        (offline if args.target else run)(args)
 
 
 def run(args) -> None:
     import numpy as np
     from tinygrad import Context, Device, Tensor
 
-    from minimac.fast import decode, devices
+    from minimac.fast import decode
     from minimac.fast.sampling import Rules
     from minimac.generate import generate_batch
     from minimac.model import ModelConfig, Transformer
-    for item in args.set:
-        field, value = item.split("=")
-        name = devices.backend(Device.DEFAULT)
-        devices.DEVICES[name] = dataclasses.replace(devices.capabilities(name), **{field: int(value)})
     cfg = ModelConfig.from_preset(args.preset)
     Tensor.manual_seed(0)
     model = Transformer(cfg)
@@ -90,6 +103,66 @@ def run(args) -> None:
             for _ in range(2):
                 generate_batch(model, long, 1, temperature=0)
             table(lambda: generate_batch(model, long, 1, temperature=0), 1, "prefill", args.top)
+
+
+def offline(args) -> None:
+    """--target: one decode step at --position, scheduled and rendered for an NVIDIA GPU of that architecture."""
+    import numpy as np
+    from tinygrad import Tensor, UOp
+    from tinygrad.codegen import do_to_program
+    from tinygrad.codegen.opt import tc
+    from tinygrad.helpers import Target, ansistrip
+    from tinygrad.renderer.cstyle import CStyleLanguage, CUDARenderer
+    from tinygrad.uop.ops import Ops, sym_infer
+
+    from minimac.fast import decode
+    from minimac.fast.sampling import Rules, pick
+    from minimac.generate import generate_batch
+    from minimac.model import ModelConfig, Transformer
+
+    class NotCompiled:   # the listing needs the schedule and the source, not a binary (nor NVRTC)
+        def compile_cached(self, src: str) -> bytes:
+            return b""
+
+    gpu = CUDARenderer.__new__(CUDARenderer)
+    CStyleLanguage.__init__(gpu, Target("CUDA", "", args.target))
+    gpu.compiler, gpu.tensor_cores = NotCompiled(), tc.get_cuda(args.target)
+    cfg = ModelConfig.from_preset(args.preset)
+    Tensor.manual_seed(0)
+    model = Transformer(cfg)
+    rows = np.random.default_rng(0).integers(1, cfg.vocab_size, (args.batch, 32)).tolist()
+    generate_batch(model, rows, 2, temperature=0)         # the decoding copy, its caches and buffers, on the CPU
+    s = decode.decoder(model).session(args.batch)
+    p = UOp.variable("start_pos", 1, s.L - 1).bind(args.position)
+    mask = s.mask[:, :p + 1] if s.B > 1 else None
+    logits = s.twin(s.ids[:, p:p + 1], p, mask, use_cache=True, last_only=True)
+    linear, var_vals = pick(logits[:, 0], s.state, Rules()).linear_with_vars()
+    calls = [c.src[0] for c in linear.toposort() if c.op is Ops.CALL and c.src[0].op is Ops.SINK]
+    by_name: dict[str, list] = defaultdict(list)
+    for ast in calls:
+        prg = do_to_program(ast, gpu)
+        info, est = prg.arg, prg.src[0].arg.estimates
+        grid, block = info.launch_dims(var_vals)
+        threads = prod(grid) * prod(block or (1,))
+        opts = " ".join(f"{o.op.name}{o.arg}" for o in prg.src[0].arg.applied_opts)
+        by_name[ansistrip(info.name)].append((grid, block, threads, sym_infer(est.ops, var_vals),
+                                              sym_infer(est.mem, var_vals), prg.src[2].arg.count("float4"), opts))
+    mb = sum(r[4] for v in by_name.values() for r in v) / 1e6
+    print(f"{args.preset}, batch {args.batch}, position {args.position}, for {args.target} "
+          f"{' '.join(args.set)}: {len(calls)} kernels a token, {mb:.1f} MB read")
+    print(f"{'kernel':34s} {'count':>5s} {'grid':>16s} {'block':>12s} {'threads':>8s} {'ops/thread':>10s} "
+          f"{'float4':>6s} {'MB each':>8s}  opts")
+    for name, v in sorted(by_name.items(), key=lambda kv: -sum(r[4] for r in kv[1])):
+        grid, block, threads, ops, mem, vec, opts = v[0]
+        print(f"{name:34s} {len(v):5d} {grid!s:>16s} {block!s:>12s} {threads:8d} {ops / threads:10.0f} "
+              f"{'yes' if vec else '':>6s} {mem / 1e6:8.3f}  {opts}")
+
+
+def prod(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out
 
 
 def table(fn, calls: int, per: str, top: int) -> None:

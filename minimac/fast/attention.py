@@ -7,7 +7,11 @@ The same arithmetic as `attention.attention`, laid out so that tinygrad schedule
   inside each matmul that reads them (`contiguous_backward`);
 - the two matmuls use minimac.fast.linear.matmul, and `softmax` evaluates exp once (minimac.fast.fast_exp) and
   differentiates from the stored probabilities (tinygrad's own gradient of exp evaluates it again, a software
-  polynomial on the CPU).
+  polynomial on the CPU);
+- where the device table asks (`padded_window`), keys and values of a symbolic length S (a decoding step reads the
+  cache up to its position, a bound Variable) are padded with zeros to the longest S, masked: the softmax and the
+  probabilities @ values then sum over a fixed length, which a GPU can split across threads (tinygrad splits no sum
+  of a symbolic length, and ran each of them in one block of 3-16 threads looping over every position).
 tests/test_speed_paths.py checks values and gradients against the plain version.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ import math
 from tinygrad import Tensor, UOp, function
 
 from minimac.attention import MASK_VALUE
+from minimac.fast.devices import capabilities
 from minimac.fast.fast_exp import exp
 from minimac.fast.linear import matmul
 
@@ -46,14 +51,30 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropo
     heads of group g one after another along the time axis, where they all meet k[:, g]: one (n_rep*T, S) score
     matrix per KV head, and no repeat_kv copies.
     """
+    padded = isinstance(k.shape[2], UOp) and capabilities(q).padded_window
+    if padded:   # keys up to a symbolic position (a decoding step): no gradient, no layout copies of the cache
+        k, v, mask = padded_window(k, v, mask)
     B, Hq, T, hd = q.shape
     Hkv, S = k.shape[1], k.shape[2]
     n_rep = Hq // Hkv
-    scores = matmul(q.reshape(B, Hkv, n_rep * T, hd).float(), k.float().transpose(-2, -1))  # (B, Hkv, n_rep*T, S)
+    scores = matmul(q.reshape(B, Hkv, n_rep * T, hd).float(), k.float().transpose(-2, -1),
+                    plain=padded)                                                        # (B, Hkv, n_rep*T, S)
     scores = (scores * (1.0 / math.sqrt(hd))).contiguous_backward()  # d(scores) is stored once, read by two matmuls
     if mask is not None:  # (b, 1, T, S) -> the same rows for each of the n_rep stacked heads: (b, 1, n_rep*T, S)
         mask = mask.unsqueeze(2).expand(mask.shape[0], 1, n_rep, T, S).reshape(mask.shape[0], 1, n_rep * T, S)
         scores = mask.where(scores, MASK_VALUE)
     # stored once (not recomputed, exp included, inside probs @ v), and so is its gradient
     probs = softmax(scores).contiguous_backward().dropout(dropout)
-    return matmul(probs.cast(v.dtype), v).reshape(B, Hq, T, hd)                    # (B, Hq, T, hd)
+    return matmul(probs.cast(v.dtype), v, plain=padded).reshape(B, Hq, T, hd)       # (B, Hq, T, hd)
+
+
+def padded_window(k: Tensor, v: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """k, v (B, Hkv, S, hd) with S symbolic -> (B, Hkv, S_max, hd), zeros past S, and a mask (b, 1, T, S_max) that
+    hides them: the same attention over a fixed number of keys. The zeros are not read from memory (tinygrad gates
+    the loads), but every step now loops over S_max keys."""
+    S = k.shape[2]
+    longest = int(S.vmax)
+    k, v = (t.pad(((0, 0), (0, 0), (0, longest - S), (0, 0))) for t in (k, v))
+    if mask is None:
+        return k, v, (Tensor.arange(longest) < S).reshape(1, 1, 1, longest).to(k.device)
+    return k, v, mask.pad(((0, 0), (0, 0), (0, 0), (0, longest - S)))   # pads with False

@@ -52,7 +52,7 @@ from tinygrad.codegen.opt import KernelOptError, Opt, OptOps
 from tinygrad.helpers import PARALLEL, getenv, prod
 from tinygrad.uop.ops import AxisType, Ops
 
-from minimac.fast import gpu_tiles
+from minimac.fast import gpu_sums, gpu_tiles, kernel_layout
 
 N_TILE, M_TILE = 16, 4                          # outputs kept in registers: 4 rows x 16 columns
 # tinygrad's originals, kept on tinygrad's modules so that a second import of this module (importlib.reload) finds them
@@ -61,33 +61,11 @@ _tinygrad_heuristic = _heuristic.__dict__.setdefault("_tinygrad_hand_coded_optim
 _tinygrad_get_worker_pool = _realize.__dict__.setdefault("_tinygrad_get_worker_pool", _realize.get_worker_pool)
 
 
-def _strides(idx, rngs) -> dict:
-    """The coefficient of each loop in a flat buffer index (0: not read; None: read in a non-affine way)."""
-    out = {r: 0 for r in rngs}
-    for term in idx.split_uop(Ops.ADD):
-        if term.op is Ops.RANGE and term in out:
-            out[term] += 1
-        elif term.op is Ops.MUL:
-            a, b = term.src
-            rng, const = (a, b) if a.op is Ops.RANGE else (b, a)
-            if rng.op is Ops.RANGE and const.op is Ops.CONST and rng in out:
-                out[rng] += const.arg
-    for r in rngs:
-        if out[r] == 0 and r in idx.backward_slice:
-            out[r] = None
-    return out
-
-
 def _layout(k):
     """(loops, output strides, {input buffer: strides}) of a CPU kernel with one output, or None."""
     if k.ren.target.device != "CPU" or k.ren.has_local:
         return None
-    stores = [u.src[0] for u in k.ast.toposort() if u.op is Ops.STORE]
-    if len(stores) != 1:
-        return None
-    rngs = k.rngs
-    return rngs, _strides(stores[0].src[1].get_idx(), rngs), \
-        {b: _strides(b.src[1].get_idx(), rngs) for b in k.bufs if b is not stores[0]}
+    return kernel_layout.layout(k)
 
 
 def tile_axes(k) -> tuple[int, int] | None:
@@ -196,8 +174,9 @@ def transposed(k):
 
 def hand_coded_optimizations(k):
     """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`), CPU transposes, and
-    tensor-core kernels on NVIDIA GPUs (`minimac.fast.gpu_tiles`, which this hook serves too)."""
-    if (ours := tiled(k) or transposed(k)) is not None:
+    on GPUs, where this hook serves minimac.fast.gpu_sums (matrix-vector products, sums to a few values) and minimac.fast.gpu_tiles
+    (tensor-core kernels)."""
+    if (ours := tiled(k) or transposed(k) or gpu_sums.rows(k) or gpu_sums.wide(k)) is not None:
         return ours
     theirs = _tinygrad_heuristic(k)
     return gpu_tiles.tc_tiled(k, theirs) or theirs

@@ -3,13 +3,17 @@
 Every row was measured where it says "measured" (docs/performance.md has the figures); a backend that nobody has
 measured gets the plain row, `OTHER`: tinygrad's own choices, the seams' fast versions only where they are exact
 rearrangements of the same arithmetic. `minimac.fast.install()` reads this table; nothing else in minimac names a
-backend.
+backend. For measuring a choice before it goes in, MINIMAC_CAPABILITIES="field=N,field=N" overrides those fields
+of every row (an environment variable, so that tinygrad's compile workers see it too).
 
     >>> capabilities("CPU").polynomial_exp, capabilities("CUDA").polynomial_exp
     (True, False)
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 from dataclasses import dataclass
 
 
@@ -35,6 +39,12 @@ class Capabilities:
                                       # vector loads; one row reads W as stored (faster there)
     decode_shared_inputs: bool = False  # decode_weights: q, k, v (and w1, w3) as one matrix-vector product over a
                                       # concatenated copy of their weights (refreshed at each generate() call)
+    padded_window: bool = False       # fast/attention: a decoding step's keys of symbolic length padded to the
+                                      # longest, masked: sums of a fixed length, split across GPU threads
+    matvec_threads: int = 0           # gpu_sums: a GPU matrix-vector product (a decoding step's matmuls) as one
+                                      # block of this many threads an output row, float4 loads (0: tinygrad's choice)
+    wide_sum_threads: int = 0         # gpu_sums: a sum to at most 64 values (argmax over the vocabulary, softmax
+                                      # over keys) split over up to this many threads each (0: tinygrad's 16)
 
 
 OTHER = Capabilities()
@@ -52,8 +62,8 @@ DEVICES: dict[str, Capabilities] = {
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
     # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
     # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
-    # decode_shared_inputs, decode_batch_transposed: not measured on a GPU yet, so off
-    # (results/h100/session12/pair_and_probe.sh is the run that would decide)
+    # decode_shared_inputs, decode_batch_transposed, padded_window, matvec_threads, wide_sum_threads: not measured on a GPU yet, so off
+    # (results/h100/session13/decode_schedules.sh is the run that would decide)
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
@@ -76,5 +86,19 @@ def backend(t) -> str:
 
 
 def capabilities(device) -> Capabilities:
-    """The row for `device` (a name, a Tensor or a UOp); `OTHER` for a backend not in the table."""
-    return DEVICES.get(backend(device), OTHER)
+    """The row for `device` (a name, a Tensor or a UOp); `OTHER` for a backend not in the table. MINIMAC_CAPABILITIES
+    overrides fields of it."""
+    return overridden(DEVICES.get(backend(device), OTHER), os.environ.get("MINIMAC_CAPABILITIES", ""))
+
+
+@functools.lru_cache(maxsize=64)
+def overridden(row: Capabilities, settings: str) -> Capabilities:
+    """`row` with the fields of `settings` ("decode_threads=1,padded_window=1") replaced."""
+    fields = {f.name: f.type for f in dataclasses.fields(Capabilities)}
+    changes = {}
+    for item in filter(None, (x.strip() for x in settings.split(","))):
+        name, _, value = item.partition("=")
+        if name not in fields or not value.isdigit():
+            raise ValueError(f"MINIMAC_CAPABILITIES: {item!r} is not FIELD=N with FIELD one of {', '.join(fields)}")
+        changes[name] = bool(int(value)) if fields[name] == "bool" else int(value)
+    return dataclasses.replace(row, **changes) if changes else row

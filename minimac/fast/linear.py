@@ -161,14 +161,14 @@ def _matmul(a: Tensor, b: Tensor) -> Tensor:
     return _mm(a, b.cast(_operand_dtype).contiguous())  # b contiguous along N (for b = W^T: a weight-sized copy)
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
+def matmul(a: Tensor, b: Tensor, plain: bool = False) -> Tensor:
     """`a @ b` (the same numbers), its operands and gradients laid out for fast schedules; see the module docstring.
 
     a (..., M, K) @ b (..., K, N) with the same leading axes; anything else (broadcasting, symbolic shapes, as in a
-    cached decoding step) is `a @ b` in the matmul dtype, with tinygrad's own backward pass.
+    cached decoding step), or `plain`, is `a @ b` in the matmul dtype, with tinygrad's own backward pass.
     """
     concrete = all(isinstance(s, int) for s in (*a.shape, *b.shape))
-    if not concrete or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+    if plain or not concrete or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
         return _mm(a, b)
     return _matmul(a, b)
 
