@@ -109,11 +109,9 @@ def offline(args) -> None:
     """--target: one decode step at --position, scheduled and rendered for an NVIDIA GPU of that architecture."""
     import numpy as np
     from tinygrad import Tensor, UOp
-    from tinygrad.codegen import do_to_program
     from tinygrad.codegen.opt import tc
-    from tinygrad.helpers import Target, ansistrip
+    from tinygrad.helpers import Target
     from tinygrad.renderer.cstyle import CStyleLanguage, CUDARenderer
-    from tinygrad.uop.ops import Ops, sym_infer
 
     from minimac.fast import decode
     from minimac.fast.sampling import Rules, pick
@@ -136,7 +134,23 @@ def offline(args) -> None:
     p = UOp.variable("start_pos", 1, s.L - 1).bind(args.position)
     mask = s.mask[:, :p + 1] if s.B > 1 else None
     logits = s.twin(s.ids[:, p:p + 1], p, mask, use_cache=True, last_only=True)
-    linear, var_vals = pick(logits[:, 0], s.state, Rules()).linear_with_vars()
+    _listing(gpu, pick(logits[:, 0], s.state, Rules()), f"{args.preset}, batch {args.batch}, a token at position "
+             f"{args.position}, for {args.target} {' '.join(args.set)}")
+    if args.prefill:
+        bucket = next(b for b in decode.buckets(s.L) if b >= args.prefill)
+        at = UOp.variable("last", 0, bucket - 1).bind(args.prefill - 1)
+        h = s.twin.hidden_states(s.ids[:, :bucket], 0, s.mask[:, :bucket] if s.B > 1 else None, use_cache=True)
+        _listing(gpu, pick(s.twin.lm_head(h[:, at:at + 1]).float()[:, 0], s.state, Rules()),
+                 f"\n{args.preset}, batch {args.batch}, a prefill of {args.prefill} tokens (bucket {bucket}), "
+                 f"for {args.target} {' '.join(args.set)}")
+
+
+def _listing(gpu, out, title: str) -> None:
+    """The kernels that realize `out`, compiled for the renderer `gpu` (nothing run), grouped by name."""
+    from tinygrad.codegen import do_to_program
+    from tinygrad.helpers import ansistrip
+    from tinygrad.uop.ops import Ops, sym_infer
+    linear, var_vals = out.linear_with_vars()
     calls = [c.src[0] for c in linear.toposort() if c.op is Ops.CALL and c.src[0].op is Ops.SINK]
     by_name: dict[str, list] = defaultdict(list)
     for ast in calls:
@@ -148,14 +162,14 @@ def offline(args) -> None:
         by_name[ansistrip(info.name)].append((grid, block, threads, sym_infer(est.ops, var_vals),
                                               sym_infer(est.mem, var_vals), prg.src[2].arg.count("float4"), opts))
     mb = sum(r[4] for v in by_name.values() for r in v) / 1e6
-    print(f"{args.preset}, batch {args.batch}, position {args.position}, for {args.target} "
-          f"{' '.join(args.set)}: {len(calls)} kernels a token, {mb:.1f} MB read")
+    gflop = sum(r[3] for v in by_name.values() for r in v) / 1e9
+    print(f"{title}: {len(calls)} kernels, {mb:.1f} MB read, {gflop:.2f} GFLOP")
     print(f"{'kernel':34s} {'count':>5s} {'grid':>16s} {'block':>12s} {'threads':>8s} {'ops/thread':>10s} "
-          f"{'float4':>6s} {'MB each':>8s}  opts")
-    for name, v in sorted(by_name.items(), key=lambda kv: -sum(r[4] for r in kv[1])):
+          f"{'float4':>6s} {'MB each':>8s} {'MFLOP':>8s}  opts")
+    for name, v in sorted(by_name.items(), key=lambda kv: -sum(r[4] + r[3] / 100 for r in kv[1])):
         grid, block, threads, ops, mem, vec, opts = v[0]
         print(f"{name:34s} {len(v):5d} {grid!s:>16s} {block!s:>12s} {threads:8d} {ops / threads:10.0f} "
-              f"{'yes' if vec else '':>6s} {mem / 1e6:8.3f}  {opts}")
+              f"{'yes' if vec else '':>6s} {mem / 1e6:8.3f} {ops / 1e6:8.1f}  {opts}")
 
 
 def prod(xs) -> int:
