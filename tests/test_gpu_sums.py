@@ -96,8 +96,14 @@ def _run(script: str, dev: str, threads: int) -> object:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_products_of_up_to_8_rows_get_a_block_a_row_and_numpys_numbers():
-    got = _run(PRODUCTS, "PYTHON::sm_80", 32)
+@pytest.fixture(scope="module")
+def with_32():
+    """The products and sums on the emulated GPU with matvec_threads=32 and wide_sum_threads=256."""
+    return _run(PRODUCTS, "PYTHON::sm_80", 32)
+
+
+def test_products_of_up_to_8_rows_get_a_block_a_row_and_numpys_numbers(with_32):
+    got = with_32
     assert got["one row"]["chosen"] == [["UNROLL4", "GROUP32"]]
     assert got["one row, scaled input"]["chosen"] == [["UNROLL4", "GROUP32"]]     # the input computed in the kernel
     assert got["batch of 3"]["chosen"] == [["UNROLL4", "GROUP32", "UPCAST0"]]     # the 3 rows inside each thread
@@ -107,8 +113,8 @@ def test_products_of_up_to_8_rows_get_a_block_a_row_and_numpys_numbers():
         assert case["err"] < 1e-5
 
 
-def test_sums_to_a_few_values_get_about_sqrt_length_threads_each():
-    got = _run(PRODUCTS, "PYTHON::sm_80", 32)                            # at most 256 threads
+def test_sums_to_a_few_values_get_about_sqrt_length_threads_each(with_32):
+    got = with_32                                                        # at most 256 threads
     assert got["max of 8,000"]["chosen"] == [["GROUP80"], ["GROUP80"]]   # 80 x 100
     assert got["12 sums of 1,024"]["chosen"] == [["GROUP32"], ["GROUP32"]]
     assert got["100 sums of 1,024"]["chosen"] == [["GROUPTOP16"], ["GROUPTOP16"]]   # > 64 values: tinygrad's split
@@ -149,3 +155,30 @@ def test_cpu_kernels_are_not_touched(monkeypatch):
         out = (Tensor(x) @ Tensor(w).T).numpy()
     np.testing.assert_allclose(out, x @ w.T, rtol=1e-4, atol=1e-4)
     assert seen and all(gpu_sums.rows(k) is None and gpu_sums.wide(k) is None for k in seen)
+
+
+def test_the_environment_overrides_fields_of_the_device_table(monkeypatch):
+    from minimac.fast import devices
+    monkeypatch.setenv("MINIMAC_CAPABILITIES", "matvec_threads=32, padded_window=1")
+    row = devices.capabilities("CUDA")
+    assert row.matvec_threads == 32 and row.padded_window is True
+    assert row.tensor_core_tiles == devices.DEVICES["CUDA"].tensor_core_tiles    # the rest of the row is the table's
+    monkeypatch.setenv("MINIMAC_CAPABILITIES", "")
+    assert devices.capabilities("CUDA") == devices.DEVICES["CUDA"]
+    monkeypatch.setenv("MINIMAC_CAPABILITIES", "matvec_thread=32")
+    with pytest.raises(ValueError, match="'matvec_thread=32' is not FIELD=N"):
+        devices.capabilities("CUDA")
+
+
+def test_the_offline_listing_shows_what_a_gpu_would_run():
+    """benchmarks/decode_kernels.py --target sm_90: a decode step's kernels compiled for an NVIDIA target, no GPU."""
+    def listing(*extra: str) -> str:   # nano: about 12 s
+        out = subprocess.run([sys.executable, "benchmarks/decode_kernels.py", "--preset", "nano", "--target", "sm_90",
+                              *extra], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                             timeout=600, cwd=ROOT, check=False)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout
+    ours = listing("--set", "matvec_threads=32")
+    assert "a token at position 160, for sm_90 matvec_threads=32" in ours
+    assert "UNROLL4 GROUP32" in ours
+    assert "(start_pos+1)" in ours     # the symbolic key loops, which padded_window (not set) would remove
