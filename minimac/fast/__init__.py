@@ -7,7 +7,8 @@ The lessons' modules compute everything in plain tinygrad. `install()` makes the
   `logsumexp` (fast/loss.py), `attention` (fast/attention.py), `swiglu_hidden` (fast/feedforward.py), `sum_all`
   (fast/grad_norm.py) and decoding's `decode_tokens` and `decode_batch` (fast/decode.py, fast/sampling.py);
 - it changes how tinygrad schedules and runs CPU kernels: register tiles for matmuls (fast/cpu_tiles.py, with larger
-  tensor-core tiles on NVIDIA GPUs from fast/gpu_tiles.py), THREAD-split kernels on all cores (fast/cpu_threads.py),
+  tensor-core tiles on NVIDIA GPUs from fast/gpu_tiles.py, and GPU schedules for a decoding step's sums from
+  fast/gpu_sums.py where the device table asks), THREAD-split kernels on all cores (fast/cpu_threads.py),
   and a jitted CPU step replayed by one call into C (fast/cpu_graph.py). These are the only places where minimac
   changes tinygrad itself, and only after `install()`: `import minimac` changes nothing outside minimac.
 

@@ -29,6 +29,10 @@ values is split over T threads each, T about the square root of its length (at m
 loops over length / T values, then one thread adds the T partial sums from shared memory, so the two loops are
 about equally long. For 8,000 logits: 80 threads of 100 values (`r_80_100`).
 
+Both rules take every kernel of their shape, not only a decoding step's: a training step's sums to a few values (the
+loss's mean, the gradient norm's sum of each tensor) and LoRA's weight gradient for A (r <= 8 rows of dy^T B summed
+against the inputs over the tokens) are such kernels too.
+
 The numbers are the same sums in another order (float32 rounding; tests/test_gpu_sums.py runs them on tinygrad's
 emulated NVIDIA GPU against numpy). Which devices use them is minimac/fast/devices.py (0: tinygrad's heuristic);
 MINIMAC_CAPABILITIES=matvec_threads=32,wide_sum_threads=256 overrides the table, for measuring.
@@ -45,11 +49,6 @@ from minimac.fast.devices import capabilities
 VECTOR = 4        # values of W a thread loads at once (a float4)
 MAX_BATCH = 8     # rows of x a kernel may carry (a decoding batch), unrolled inside each thread
 FEW = 64          # `wide`: sums with at most this many outputs
-
-
-def threads(device: str) -> int:
-    """Threads summing one output row on `device` (a backend name); 0: tinygrad's own schedule."""
-    return capabilities(device).matvec_threads
 
 
 def matvec_axes(k) -> tuple[list[int], list[int], int] | None:
@@ -86,7 +85,7 @@ def matvec_axes(k) -> tuple[list[int], list[int], int] | None:
 def rows(k):
     """`k` scheduled as one block of threads per output row (the module's docstring), or None: not a matrix-vector
     product, the device table says 0 threads, K not a multiple of 4 x threads, or tinygrad refuses an opt."""
-    t = threads(k.ren.target.device)
+    t = capabilities(k.ren.target.device).matvec_threads
     if not t or (found := matvec_axes(k)) is None or found[2] % (t * VECTOR):
         return None
     batch = [k.rngs[a] for a in found[1] if k.full_shape[a] > 1]
