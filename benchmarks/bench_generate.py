@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -186,9 +187,11 @@ def run(args) -> dict:
     for layer in lora.lora_layers(model).values():
         layer.lora_B["default"].assign(Tensor.full(layer.lora_B["default"].shape, 0.01)).realize()
     record("tinygrad + LoRA", lambda: generate(model, prompt, n, temperature=0), n)
-    from minimac.fast import decode
+    from minimac.fast import decode, devices
     merge_ms = 1e3 * best_of(args.repeats, decode.decoder(model).refresh)[1]  # once a generate() call, not a token
     return {"preset": args.preset, "device": Device.DEFAULT, "params": model.param_count(),
+            "overrides": os.environ.get("MINIMAC_CAPABILITIES", ""),
+            "capabilities": dataclasses.asdict(devices.capabilities(Device.DEFAULT)),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
             "torch": version, "prompt_len": args.prompt_len, "new_tokens": n,
             "batch": B, "rows": rows, "profile": profile, "prefill_tokens": args.prefill, "prefill_ms": prefill_ms,
@@ -198,7 +201,8 @@ def run(args) -> dict:
 
 def print_result(r: dict) -> None:
     print(f"greedy decoding, {r['preset']} ({r['params']:,} params) on {r['device']} ({r['machine']}), prompt "
-          f"{r['prompt_len']}, {r['new_tokens']} new tokens; load {r['load'][0][0]:.2f} -> {r['load'][1][0]:.2f}")
+          f"{r['prompt_len']}, {r['new_tokens']} new tokens; load {r['load'][0][0]:.2f} -> {r['load'][1][0]:.2f}"
+          f"{'; MINIMAC_CAPABILITIES=' + r['overrides'] if r.get('overrides') else ''}")
     print(f"  {'':<22}{'tokens/s':>10}{'ms/token':>10}")
     for name, row in r["rows"].items():
         print(f"  {name:<22}{row['tokens_per_s']:>10.1f}{row['ms_per_token']:>10.3f}")

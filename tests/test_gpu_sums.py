@@ -170,6 +170,7 @@ def test_the_environment_overrides_fields_of_the_device_table(monkeypatch):
         devices.capabilities("CUDA")
 
 
+@pytest.mark.slow
 def test_the_offline_listing_shows_what_a_gpu_would_run():
     """benchmarks/decode_kernels.py --target sm_90: a decode step's kernels compiled for an NVIDIA target, no GPU."""
     def listing(*extra: str) -> str:   # nano: about 12 s
