@@ -143,7 +143,8 @@ def test_copies_follow_weights_changed_in_place(monkeypatch, transposed, shared)
 
 def test_a_padded_window_gives_the_same_ids(monkeypatch):
     """fast/attention.py's padded window (devices.py `padded_window`, for GPUs): a decoding step's keys padded from
-    their symbolic length to the longest and masked. One row that slides past the window, and a left-padded batch."""
+    their symbolic length to the longest and masked, for one row (a batch keeps its keys as they are). One row that
+    slides past the window, and a left-padded batch."""
     from minimac.fast import attention as fast_attention
     name = devices.backend(Tensor([0]).device)
     monkeypatch.setitem(devices.DEVICES, name, dataclasses.replace(devices.capabilities(name), padded_window=True))

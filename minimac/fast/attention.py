@@ -8,10 +8,11 @@ The same arithmetic as `attention.attention`, laid out so that tinygrad schedule
 - the two matmuls use minimac.fast.linear.matmul, and `softmax` evaluates exp once (minimac.fast.fast_exp) and
   differentiates from the stored probabilities (tinygrad's own gradient of exp evaluates it again, a software
   polynomial on the CPU);
-- where the device table asks (`padded_window`), keys and values of a symbolic length S (a decoding step reads the
-  cache up to its position, a bound Variable) are padded with zeros to the longest S, masked: the softmax and the
-  probabilities @ values then sum over a fixed length, which a GPU can split across threads (tinygrad splits no sum
-  of a symbolic length, and ran each of them in one block of 3-16 threads looping over every position).
+- where the device table asks (`padded_window`), keys and values of a symbolic length S (a decoding step of one
+  row reads the cache up to its position, a bound Variable) are padded with zeros to the longest S, masked: the
+  softmax and the probabilities @ values then sum over a fixed length, which a GPU can split across threads
+  (tinygrad splits no sum of a symbolic length, and ran each of them in one block of 3-16 threads looping over every
+  position).
 tests/test_speed_paths.py checks values and gradients against the plain version.
 """
 from __future__ import annotations
@@ -51,8 +52,11 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropo
     heads of group g one after another along the time axis, where they all meet k[:, g]: one (n_rep*T, S) score
     matrix per KV head, and no repeat_kv copies.
     """
-    padded = isinstance(k.shape[2], UOp) and capabilities(q).padded_window
-    if padded:   # keys up to a symbolic position (a decoding step): no gradient, no layout copies of the cache
+    # keys up to a symbolic position (a decoding step), one row: no gradient, no layout copies of the cache. Not for
+    # batches: their probabilities @ values have more outputs than tinygrad splits (4,096 for small at batch 8), and
+    # padded, its 256 threads would loop over max_seq_len keys instead of those so far (`decode_kernels.py --target`)
+    padded = isinstance(k.shape[2], UOp) and q.shape[0] == 1 and capabilities(q).padded_window
+    if padded:
         k, v, mask = padded_window(k, v, mask)
     B, Hq, T, hd = q.shape
     Hkv, S = k.shape[1], k.shape[2]

@@ -174,8 +174,8 @@ def transposed(k):
 
 def hand_coded_optimizations(k):
     """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`), CPU transposes, and
-    on GPUs, where this hook serves minimac.fast.gpu_sums (matrix-vector products, sums to a few values) and minimac.fast.gpu_tiles
-    (tensor-core kernels)."""
+    on GPUs, where this hook serves minimac.fast.gpu_sums (matrix-vector products, sums to a few values) and
+    minimac.fast.gpu_tiles (tensor-core kernels)."""
     if (ours := tiled(k) or transposed(k) or gpu_sums.rows(k) or gpu_sums.wide(k)) is not None:
         return ours
     theirs = _tinygrad_heuristic(k)

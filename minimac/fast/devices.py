@@ -40,7 +40,7 @@ class Capabilities:
     decode_shared_inputs: bool = False  # decode_weights: q, k, v (and w1, w3) as one matrix-vector product over a
                                       # concatenated copy of their weights (refreshed at each generate() call)
     padded_window: bool = False       # fast/attention: a decoding step's keys of symbolic length padded to the
-                                      # longest, masked: sums of a fixed length, split across GPU threads
+                                      # longest, masked (one row): sums of a fixed length, split across GPU threads
     matvec_threads: int = 0           # gpu_sums: a GPU matrix-vector product (a decoding step's matmuls) as one
                                       # block of this many threads an output row, float4 loads (0: tinygrad's choice)
     wide_sum_threads: int = 0         # gpu_sums: a sum to at most 64 values (argmax over the vocabulary, softmax
@@ -62,7 +62,8 @@ DEVICES: dict[str, Capabilities] = {
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
     # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
     # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
-    # decode_shared_inputs, decode_batch_transposed, padded_window, matvec_threads, wide_sum_threads: not measured on a GPU yet, so off
+    # decode_shared_inputs, decode_batch_transposed, padded_window, matvec_threads, wide_sum_threads: not measured
+    # on a GPU yet, so off
     # (results/h100/session13/decode_schedules.sh is the run that would decide)
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
     "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
