@@ -51,23 +51,26 @@ MAX_BATCH = 8     # rows of x a kernel may carry (a decoding batch), unrolled in
 FEW = 64          # `wide`: sums with at most this many outputs
 
 
+def _one_sum(k, *reductions) -> int | None:
+    """The axis of a GPU kernel's one sum (by one of `reductions`), of a fixed length and with fixed outputs, before any
+    opt; or None."""
+    red, sums = k.reduceop, k.axes_of(AxisType.REDUCE)
+    if red is None or red.arg[0] not in reductions or not k.ren.has_local or len(sums) != 1 or \
+            not set(k.axis_types) <= {AxisType.GLOBAL, AxisType.REDUCE}:
+        return None
+    return sums[0] if all(isinstance(n, int) for n in k.full_shape) else None
+
+
 def matvec_axes(k) -> tuple[list[int], list[int], int] | None:
     """(row axes, batch axes, K) of a GPU kernel summing x[b, k] * W[row, k] over k, or None. `k` is tinygrad's
     Scheduler before any opt.
 
     W: stride 1 along the sum and a multiple of K along each row axis; x: another input, read along the sum and along
     no row axis; batch axes: the other output axes (W does not read them), at most MAX_BATCH values in all."""
-    red = k.reduceop
-    if red is None or red.arg[0] is not Ops.ADD or not k.ren.has_local or (found := kernel_layout.layout(k)) is None:
-        return None
-    sums = k.axes_of(AxisType.REDUCE)
-    if len(sums) != 1 or not set(k.axis_types) <= {AxisType.GLOBAL, AxisType.REDUCE}:
+    if (axis := _one_sum(k, Ops.ADD)) is None or (found := kernel_layout.layout(k)) is None:
         return None
     rngs, _, bufs = found
-    s, K = rngs[sums[0]], k.full_shape[sums[0]]
-    outs = k.axes_of(AxisType.GLOBAL)
-    if not isinstance(K, int) or not all(isinstance(k.full_shape[a], int) for a in outs):
-        return None
+    s, K, outs = rngs[axis], k.full_shape[axis], k.axes_of(AxisType.GLOBAL)
     for w in bufs.values():
         if w[s] != 1:
             continue
@@ -105,14 +108,10 @@ def wide(k):
     length and T <= `wide_sum_threads`), or None: another kind of kernel, 0 in the device table, or T <= 16 (tinygrad
     splits by 16 already)."""
     most = capabilities(k.ren.target.device).wide_sum_threads
-    red = k.reduceop
-    if not most or red is None or not k.ren.has_local or red.arg[0] not in (Ops.ADD, Ops.MAX):
+    if not most or (axis := _one_sum(k, Ops.ADD, Ops.MAX)) is None:
         return None
-    sums = k.axes_of(AxisType.REDUCE)
-    if len(sums) != 1 or not set(k.axis_types) <= {AxisType.GLOBAL, AxisType.REDUCE}:
-        return None
-    length, outputs = k.full_shape[sums[0]], k.full_shape[:sums[0]] + k.full_shape[sums[0] + 1:]
-    if not isinstance(length, int) or not all(isinstance(n, int) for n in outputs) or prod(outputs) > FEW:
+    length = k.full_shape[axis]
+    if prod(k.full_shape) // length > FEW:
         return None
     group = max((t for t in range(1, most + 1) if length % t == 0 and t * t <= length), default=1)
     if group <= 16:   # tinygrad's GROUPTOP 16 already
