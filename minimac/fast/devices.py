@@ -62,11 +62,13 @@ DEVICES: dict[str, Capabilities] = {
     # measured on an H100 (CUDA); NV is tinygrad's other NVIDIA backend, the same hardware
     # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
     # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
-    # decode_shared_inputs, decode_batch_transposed, padded_window, matvec_threads, wide_sum_threads: not measured
-    # on a GPU yet, so off
-    # (results/h100/session13/decode_schedules.sh is the run that would decide)
-    "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
-    "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True),
+    # matvec_threads, wide_sum_threads, padded_window: medium 375 -> 1,334 tokens/s at batch 1, small 1,242 -> 3,118,
+    # the same ids as PyTorch's loop (results/h100/session13/decode_schedules.sh, off then on in one call on an H100)
+    # decode_shared_inputs, decode_batch_transposed: not shown to pay on a GPU, so off
+    "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, padded_window=True, matvec_threads=32,
+                         wide_sum_threads=256),
+    "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, padded_window=True, matvec_threads=32,
+                       wide_sum_threads=256),
     # tinygrad has an atomic scatter-add there; the splits are untested on AMD and left off
     "AMD": Capabilities(atomic_embedding=True),
     # Apple GPUs: the seams' exact rearrangements only (tests/test_metal.py runs them on an emulated Metal target);
