@@ -112,7 +112,10 @@ def test_an_active_lora_adapter_is_merged_for_decoding_and_follows_training():
     assert sum(x.lora is not None for x in d.linears.values()) == len(lora.lora_layers(m))
 
 
-@pytest.mark.parametrize("transposed,shared", [(False, False), (True, False), (False, True), (True, True)])
+# (True, True) is the CPU row's choice; the other three cases run with -m slow (about 35 s on two cores)
+@pytest.mark.parametrize("transposed,shared", [pytest.param(False, False, marks=pytest.mark.slow),
+                                               pytest.param(True, False, marks=pytest.mark.slow),
+                                               pytest.param(False, True, marks=pytest.mark.slow), (True, True)])
 def test_copies_follow_weights_changed_in_place(monkeypatch, transposed, shared):
     """The decoding copies that the device table may ask for (fast/devices.py: W^T for batches, q/k/v and w1/w3
     concatenated), with and without an adapter: one row and a batch give the ids of the readable loop, and again

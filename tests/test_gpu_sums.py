@@ -122,6 +122,7 @@ def test_sums_to_a_few_values_get_about_sqrt_length_threads_each(with_32):
         assert got[name]["err"] < 1e-5
 
 
+@pytest.mark.slow
 def test_0_threads_in_the_table_leave_tinygrads_choice():
     got = _run(PRODUCTS, "PYTHON::sm_80", 0)
     assert got["one row"]["chosen"] and got["one row"]["chosen"][0][:2] != ["UNROLL4", "GROUP32"]

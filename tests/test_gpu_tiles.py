@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tinygrad import Tensor
 from tinygrad.helpers import Context
 
@@ -102,6 +103,7 @@ def test_minimac_gpu_tiles_0_leaves_tinygrads_choice():
     assert got["err"] < 1e-6
 
 
+@pytest.mark.slow
 def test_every_bf16_matmul_of_a_training_step_gets_tensor_cores():
     """Attention's dK used to be written straight into k_proj's (B, T, Hkv * hd) layout; the merged Hkv * hd axis is no
     single affine index and tinygrad fell back to a plain loop (5.6 TFLOPS on the H100). linear.py stores it first."""

@@ -156,6 +156,7 @@ def model_and_batch(seed: int):
     return Transformer(SMALL), Tensor(ids[:, :-1]), Tensor(ids[:, 1:])
 
 
+@pytest.mark.slow
 def test_model_loss_and_gradients_in_half_precision_stay_close_to_float32():
     model, x, y = model_and_batch(0)
     loss32, grads32 = loss_and_grads(model, x, y)
@@ -203,6 +204,7 @@ def test_the_gpu_embedding_path_trains_and_decodes_like_the_atomic_one(monkeypat
         np.testing.assert_allclose(gm, ga, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_lora_layers_take_the_split_gpu_path_with_the_same_numbers(monkeypatch):
     """On GPUs LoRA's A and B go through `linear` and its split sums (`low_rank_linear`); forced on here, the loss
     and the adapter's gradients equal the CPU's plain path."""

@@ -8,7 +8,7 @@
 # Carry .whl and .gpu_before. Results in $OUT.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>/dev/null
 export DEV=CUDA PYTHONUNBUFFERED=1 NVRTC_PATH=$(find / -name 'libnvrtc.so*' -type f 2>/dev/null | grep -v stub | head -1)
-OUT=${OUT:-results/gpu_confirm}; mkdir -p "$OUT/json"; LOG=$OUT/log.txt
+OUT=${OUT:-results/gpu_confirm}; mkdir -p "$OUT" /tmp/json; LOG=$OUT/log.txt   # at most 8 files come back: JSONs in one tar
 nvidia-smi --query-gpu=name --format=csv,noheader | tee "$LOG"
 OFF=matvec_threads=0,wide_sum_threads=0,padded_window=0
 END=$((SECONDS + ${BUDGET:-540}))
@@ -23,7 +23,7 @@ gen() {  # NAME CAPABILITIES ARGS...
   local name=$1 caps=$2; shift 2; local l=$(left); [ $l -lt 50 ] && { echo "skip $name" | tee -a "$LOG"; return; }
   echo "=== $name ($l s left) MINIMAC_CAPABILITIES=$caps" | tee -a "$LOG"
   MINIMAC_CAPABILITIES=$caps PYTHONPATH=/tmp/site:$PWD timeout $l python3 benchmarks/bench_generate.py \
-    --json "$OUT/json/$name.json" "$@" 2>&1 | grep -v -i warn | tail -16 | tee -a "$LOG"
+    --json "/tmp/json/$name.json" "$@" 2>&1 | grep -v -i warn | tail -16 | tee -a "$LOG"
 }
 M="--preset medium --batch-size 8 --seq-len 512 --what train --matmul-dtype bfloat16 --only tinygrad"
 S="--preset small --batch-size 16 --seq-len 256 --what train lora --matmul-dtype bfloat16 --only tinygrad"
@@ -39,4 +39,5 @@ gen small_shared decode_shared_inputs=1 --preset small --new-tokens 128 --skip-t
 train medium_train_default /tmp/site:$PWD benchmarks "" $M
 l=$(left); [ $l -gt 40 ] && PYTHONPATH=/tmp/site:$PWD timeout $l python3 benchmarks/decode_kernels.py --preset medium \
   --batch 8 --top 25 2>&1 | grep -v -i warn | tee "$OUT/medium_batch8_kernels.txt"
+tar -C /tmp -cf "$OUT/json.tar" json
 echo "done after ${SECONDS}s" | tee -a "$LOG"
