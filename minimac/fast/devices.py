@@ -63,7 +63,8 @@ DEVICES: dict[str, Capabilities] = {
     # decode_steps_per_call 1: 4 gave the same tokens/s on an H100 (small 1,275 vs 1,309, medium 376 vs 379;
     # benchmarks/gpu_decode.sh, docs/performance.md "Decoding")
     # matvec_threads, wide_sum_threads, padded_window: medium 375 -> 1,334 tokens/s at batch 1, small 1,242 -> 3,118,
-    # the same ids as PyTorch's loop (results/h100/session13/decode_schedules.sh, off then on in one call on an H100)
+    # the same ids as PyTorch's loop (results/h100/session13/decode_schedules.sh, off then on in one call on an H100);
+    # small's bf16 training step unchanged by them (152,104 and 151,638 off, 153,144 on: session14/train_rules.sh)
     # decode_shared_inputs, decode_batch_transposed: not shown to pay on a GPU, so off
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, padded_window=True, matvec_threads=32,
                          wide_sum_threads=256),

@@ -26,7 +26,7 @@ gen() {  # NAME CAPABILITIES ARGS...
     --json "/tmp/json/$name.json" "$@" 2>&1 | grep -v -i warn | tail -16 | tee -a "$LOG"
 }
 M="--preset medium --batch-size 8 --seq-len 512 --what train --matmul-dtype bfloat16 --only tinygrad"
-S="--preset small --batch-size 16 --seq-len 256 --what train lora --matmul-dtype bfloat16 --only tinygrad"
+S="--preset small --batch-size 16 --seq-len 256 --what ${SMALL_WHAT:-train lora} --matmul-dtype bfloat16 --only tinygrad"
 train pair_before /tmp/site:$PWD/.gpu_before .gpu_before/benchmarks "" $M
 train pair_after_off /tmp/site:$PWD benchmarks $OFF $M
 train small_off /tmp/site:$PWD benchmarks $OFF $S
