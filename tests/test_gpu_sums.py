@@ -58,6 +58,28 @@ for name, shape in {"max of 8,000": (1, 8000), "12 sums of 1,024": (12, 1024), "
 print(json.dumps(out))
 """
 
+# a batch's decoding attention sums over the keys so far, a bound Variable: a sum and a max over 23 of up to 40
+SYMBOLIC = r"""
+import json
+import numpy as np
+import minimac.fast
+minimac.fast.install()
+import tinygrad.codegen.opt.heuristic as heuristic
+from tinygrad import Tensor, UOp
+chosen, hook = [], heuristic.hand_coded_optimizations
+def recording(k):
+    out = hook(k)
+    if k.reduceop is not None:
+        chosen.append([f"{o.op.name}{o.arg}" for o in out.applied_opts])
+    return out
+heuristic.hand_coded_optimizations = recording
+x = np.random.default_rng(0).standard_normal((2, 3, 64, 40)).astype(np.float32)   # (batch, heads, d, keys)
+n = UOp.variable("n", 1, 40).bind(23)
+keys = Tensor(x).shrink(((0, 2), (0, 3), (0, 64), (0, n)))
+got, ref = (keys.sum(-1).numpy(), keys.max(-1).numpy()), (x[..., :23].astype(np.float64).sum(-1), x[..., :23].max(-1))
+print(json.dumps({"chosen": chosen, "err": max(float(np.abs(g - r).max() / np.abs(r).max()) for g, r in zip(got, ref))}))
+"""
+
 DECODE = r"""
 import dataclasses, json
 import numpy as np
@@ -68,9 +90,11 @@ devices.DEVICES["CUDA"] = dataclasses.replace(devices.capabilities("CUDA"), padd
 import tinygrad.codegen.opt.heuristic as heuristic
 from tinygrad import Tensor
 from minimac.generate import generate_batch
-ours, wide, hook = [], [], heuristic.hand_coded_optimizations
+from minimac.fast import gpu_sums
+ours, wide, symbolic, hook = [], [], [], heuristic.hand_coded_optimizations
 def recording(k):
     out = hook(k)
+    symbolic.append(gpu_sums.symbolic(k) is not None)
     opts = [f"{o.op.name}{o.arg}" for o in out.applied_opts]
     ours.append(opts[:2] == ["UNROLL4", "GROUP32"])
     wide.append(opts == ["GROUP32"])
@@ -83,13 +107,13 @@ model = Transformer(cfg)
 for t in model.parameters():  # the same weights on every device, whatever its random stream
     t.assign(Tensor(np.random.default_rng(t.numel()).standard_normal(t.shape).astype(np.float32) * 0.2)).realize()
 ids = generate_batch(model, [[1, 2, 3], [4, 5, 6, 7]], 5, temperature=0)
-print(json.dumps({"ids": ids, "blocks a row": sum(ours), "wide": sum(wide)}))
+print(json.dumps({"ids": ids, "blocks a row": sum(ours), "wide": sum(wide), "symbolic": sum(symbolic)}))
 """
 
 
 def _run(script: str, dev: str, threads: int) -> object:
     env = {**os.environ, "DEV": dev, "PARALLEL": "0", "PYTHONPATH": str(ROOT),
-           "MINIMAC_CAPABILITIES": f"matvec_threads={threads},wide_sum_threads={8 * threads}"}
+           "MINIMAC_CAPABILITIES": f"matvec_threads={threads},wide_sum_threads={8 * threads},symbolic_sum_threads={threads}"}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False,
                          timeout=900, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -122,6 +146,15 @@ def test_sums_to_a_few_values_get_about_sqrt_length_threads_each(with_32):
         assert got[name]["err"] < 1e-5
 
 
+def test_sums_of_a_symbolic_length_get_a_thread_an_output():
+    """A batch's attention sums (the keys so far: a bound Variable) as one thread an output, 32 along the last axis;
+    tinygrad's own choice gives each thread 4 outputs."""
+    ours, theirs = _run(SYMBOLIC, "PYTHON::sm_80", 32), _run(SYMBOLIC, "PYTHON::sm_80", 0)
+    assert ours["chosen"] == [["LOCAL32"], ["LOCAL32"]]
+    assert theirs["chosen"] and all(c != ["LOCAL32"] for c in theirs["chosen"])
+    assert ours["err"] < 1e-5 and theirs["err"] < 1e-5
+
+
 @pytest.mark.slow
 def test_0_threads_in_the_table_leave_tinygrads_choice():
     got = _run(PRODUCTS, "PYTHON::sm_80", 0)
@@ -137,6 +170,7 @@ def test_greedy_decoding_on_an_emulated_nvidia_gpu_with_the_rule_gives_the_cpus_
     assert gpu["ids"] == cpu["ids"]
     assert gpu["blocks a row"] >= 6 and cpu["blocks a row"] == 0   # q, k, v, o, w1/w3, w2, lm_head, at batch 2
     assert gpu["wide"] >= 1 and cpu["wide"] == 0                    # the argmax over 1,024 ids
+    assert gpu["symbolic"] >= 2 and cpu["symbolic"] == 0            # the batch's softmax sums, probabilities @ values
 
 
 def test_cpu_kernels_are_not_touched(monkeypatch):
@@ -148,14 +182,15 @@ def test_cpu_kernels_are_not_touched(monkeypatch):
         seen.append(k.copy())
         return hook(k)
 
-    monkeypatch.setenv("MINIMAC_CAPABILITIES", "matvec_threads=32,wide_sum_threads=256")
+    monkeypatch.setenv("MINIMAC_CAPABILITIES", "matvec_threads=32,wide_sum_threads=256,symbolic_sum_threads=32")
     monkeypatch.setattr(heuristic, "hand_coded_optimizations", recording)
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((1, 256)).astype(np.float32), rng.standard_normal((64, 256)).astype(np.float32)
     with Context(PARALLEL=0):   # compile in this process, where the recording hook is
         out = (Tensor(x) @ Tensor(w).T).numpy()
     np.testing.assert_allclose(out, x @ w.T, rtol=1e-4, atol=1e-4)
-    assert seen and all(gpu_sums.rows(k) is None and gpu_sums.wide(k) is None for k in seen)
+    assert seen and all(gpu_sums.rows(k) is None and gpu_sums.wide(k) is None and gpu_sums.symbolic(k) is None
+                        for k in seen)
 
 
 def test_the_environment_overrides_fields_of_the_device_table(monkeypatch):

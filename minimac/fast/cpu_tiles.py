@@ -174,9 +174,10 @@ def transposed(k):
 
 def hand_coded_optimizations(k):
     """tinygrad's heuristic, except for CPU matmuls laid out for an outer product (`tiled`), CPU transposes, and
-    on GPUs, where this hook serves minimac.fast.gpu_sums (matrix-vector products, sums to a few values) and
-    minimac.fast.gpu_tiles (tensor-core kernels)."""
-    if (ours := tiled(k) or transposed(k) or gpu_sums.rows(k) or gpu_sums.wide(k)) is not None:
+    on GPUs, where this hook serves minimac.fast.gpu_sums (matrix-vector products, sums to a few values, sums of a
+    symbolic length) and minimac.fast.gpu_tiles (tensor-core kernels)."""
+    gpu = gpu_sums.rows(k) or gpu_sums.wide(k) or gpu_sums.symbolic(k)
+    if (ours := tiled(k) or transposed(k) or gpu) is not None:
         return ours
     theirs = _tinygrad_heuristic(k)
     return gpu_tiles.tc_tiled(k, theirs) or theirs

@@ -45,6 +45,8 @@ class Capabilities:
                                       # block of this many threads an output row, float4 loads (0: tinygrad's choice)
     wide_sum_threads: int = 0         # gpu_sums: a sum to at most 64 values (argmax over the vocabulary, softmax
                                       # over keys) split over up to this many threads each (0: tinygrad's 16)
+    symbolic_sum_threads: int = 0     # gpu_sums: a sum over a symbolic number of keys (a batch's decoding attention)
+                                      # as one thread an output, blocks of up to this many (0: tinygrad's choice)
 
 
 OTHER = Capabilities()
@@ -65,7 +67,8 @@ DEVICES: dict[str, Capabilities] = {
     # matvec_threads, wide_sum_threads, padded_window: medium 375 -> 1,334 tokens/s at batch 1, small 1,242 -> 3,118,
     # the same ids as PyTorch's loop (results/h100/session13/decode_schedules.sh, off then on in one call on an H100);
     # small's bf16 training step unchanged by them (152,104 and 151,638 off, 153,144 on: session14/train_rules.sh)
-    # decode_shared_inputs, decode_batch_transposed: not shown to pay on a GPU, so off
+    # decode_shared_inputs, decode_batch_transposed: not shown to pay on a GPU, so off; symbolic_sum_threads (a
+    # batch's attention sums): not measured on a GPU yet (results/h100/session14/confirm.sh has the run)
     "CUDA": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, padded_window=True, matvec_threads=32,
                          wide_sum_threads=256),
     "NV": Capabilities(split_matmul_sums=True, tensor_core_tiles=True, padded_window=True, matvec_threads=32,

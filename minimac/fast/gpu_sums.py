@@ -29,13 +29,22 @@ values is split over T threads each, T about the square root of its length (at m
 loops over length / T values, then one thread adds the T partial sums from shared memory, so the two loops are
 about equally long. For 8,000 logits: 80 threads of 100 values (`r_80_100`).
 
-Both rules take every kernel of their shape, not only a decoding step's: a training step's sums to a few values (the
+**Sums over a symbolic number of values** (`symbolic`, devices.py `symbolic_sum_threads`): a batch's decoding
+attention sums over the keys so far, a length that is a bound Variable (the position), and tinygrad splits no such
+sum; it gives each thread 4 x 4 outputs instead, so medium's probabilities @ values at batch 8 run on 384 threads
+looping over every key, and the softmax's sums on 24 (`decode_kernels.py --preset medium --target sm_90 --batch 8`).
+Here each output gets its own thread, in blocks of up to N threads along the last output axis (consecutive values,
+so a warp's loads of v are contiguous): 6,144 threads for those probabilities @ values. A single row needs no such
+rule: its keys are padded to a fixed length (fast/attention.py, `padded_window`) that `wide` splits.
+
+The rules take every kernel of their shape, not only a decoding step's: a training step's sums to a few values (the
 loss's mean, the gradient norm's sum of each tensor) and LoRA's weight gradient for A (r <= 8 rows of dy^T B summed
 against the inputs over the tokens) are such kernels too.
 
 The numbers are the same sums in another order (float32 rounding; tests/test_gpu_sums.py runs them on tinygrad's
 emulated NVIDIA GPU against numpy). Which devices use them is minimac/fast/devices.py (0: tinygrad's heuristic);
-MINIMAC_CAPABILITIES=matvec_threads=32,wide_sum_threads=256 overrides the table, for measuring.
+MINIMAC_CAPABILITIES=matvec_threads=32,wide_sum_threads=256,symbolic_sum_threads=32 overrides the table, for
+measuring.
 """
 from __future__ import annotations
 
@@ -49,6 +58,7 @@ from minimac.fast.devices import capabilities
 VECTOR = 4        # values of W a thread loads at once (a float4)
 MAX_BATCH = 8     # rows of x a kernel may carry (a decoding batch), unrolled inside each thread
 FEW = 64          # `wide`: sums with at most this many outputs
+MANY = 65536      # `symbolic`: sums with at most this many outputs (more keep tinygrad's outputs a thread)
 
 
 def _one_sum(k, *reductions) -> int | None:
@@ -119,6 +129,27 @@ def wide(k):
     tk = k.copy()
     try:
         tk.apply_opt(Opt(OptOps.GROUP, 0, group))
+    except KernelOptError:
+        return None
+    return tk
+
+
+def symbolic(k):
+    """`k`, a sum of a symbolic length with fixed outputs (at most MANY), as one thread an output in blocks of T threads
+    along its last output axis (the largest divisor of that axis <= `symbolic_sum_threads`), or None: another kind of
+    kernel, or 0 in the device table."""
+    most = capabilities(k.ren.target.device).symbolic_sum_threads
+    red, sums, outs = k.reduceop, k.axes_of(AxisType.REDUCE), k.axes_of(AxisType.GLOBAL)
+    if not most or red is None or red.arg[0] not in (Ops.ADD, Ops.MAX) or not k.ren.has_local or len(sums) != 1 or \
+            not outs or not set(k.axis_types) <= {AxisType.GLOBAL, AxisType.REDUCE} or \
+            isinstance(k.full_shape[sums[0]], int) or not all(isinstance(k.full_shape[a], int) for a in outs):
+        return None
+    if prod(k.full_shape[a] for a in outs) > MANY:
+        return None
+    last = k.full_shape[outs[-1]]
+    tk = k.copy()
+    try:
+        tk.apply_opt(Opt(OptOps.LOCAL, outs[-1], max(t for t in range(1, most + 1) if last % t == 0)))
     except KernelOptError:
         return None
     return tk

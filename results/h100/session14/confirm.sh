@@ -4,7 +4,8 @@
 # 1. issue 19's pair: medium's bfloat16 training step before the restructure (6dd00a4, carried in .gpu_before) and
 #    now with the new choices off (the restructure alone); 2. medium's decoding with the new default row against
 #    PyTorch's loop; 3. training with the choices off and on (they also take training kernels of their shape);
-#    4. 4 decode steps a jit call; decode_shared_inputs; 5. where a batch of 8's step goes.
+#    4. a batch's attention sums a thread an output (symbolic_sum_threads, off in every row until this run);
+#    4 decode steps a jit call; decode_shared_inputs; 5. where a batch of 8's step goes.
 # Carry .whl and .gpu_before. Results in $OUT.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>/dev/null
 export DEV=CUDA PYTHONUNBUFFERED=1 NVRTC_PATH=$(find / -name 'libnvrtc.so*' -type f 2>/dev/null | grep -v stub | head -1)
@@ -29,11 +30,12 @@ M="--preset medium --batch-size 8 --seq-len 512 --what train --matmul-dtype bflo
 S="--preset small --batch-size 16 --seq-len 256 --what ${SMALL_WHAT:-train lora} --matmul-dtype bfloat16 --only tinygrad"
 train pair_before /tmp/site:$PWD/.gpu_before .gpu_before/benchmarks "" $M
 train pair_after_off /tmp/site:$PWD benchmarks $OFF $M
-train small_off /tmp/site:$PWD benchmarks $OFF $S
-train small_default /tmp/site:$PWD benchmarks "" $S
 gen medium_default "" --preset medium --new-tokens 128 --prefill 512
+gen medium_symbolic symbolic_sum_threads=32 --preset medium --new-tokens 128 --skip-torch   # batch 8's attention sums
 MINIMAC_DECODE_STEPS=4 gen medium_steps4 "" --preset medium --new-tokens 128 --skip-torch
 MINIMAC_DECODE_STEPS=4 gen small_steps4 "" --preset small --new-tokens 128 --skip-torch
+train small_off /tmp/site:$PWD benchmarks $OFF $S
+train small_default /tmp/site:$PWD benchmarks "" $S
 gen medium_shared decode_shared_inputs=1 --preset medium --new-tokens 128 --skip-torch
 gen small_shared decode_shared_inputs=1 --preset small --new-tokens 128 --skip-torch
 train medium_train_default /tmp/site:$PWD benchmarks "" $M
