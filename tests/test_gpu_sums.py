@@ -215,7 +215,7 @@ def test_the_offline_listing_shows_what_a_gpu_would_run():
                              timeout=600, cwd=ROOT, check=False)
         assert out.returncode == 0, out.stderr[-3000:]
         return out.stdout
-    ours = listing("--set", "matvec_threads=32")
-    assert "a token at position 160, for sm_90 matvec_threads=32" in ours
-    assert "UNROLL4 GROUP32" in ours
-    assert "(start_pos+1)" in ours     # the symbolic key loops, which padded_window (not set) would remove
+    unpadded, row = listing("--set", "padded_window=0"), listing()
+    assert "a token at position 160, for sm_90 padded_window=0" in unpadded
+    assert "UNROLL4 GROUP32" in unpadded and "UNROLL4 GROUP32" in row    # the CUDA row's matrix-vector rule
+    assert "(start_pos+1)" in unpadded and "(start_pos+1)" not in row   # the symbolic key loops the padding removes
