@@ -152,9 +152,11 @@ def _listing(gpu, out, title: str) -> None:
     linear, var_vals = out.linear_with_vars()
     calls = [c.src[0] for c in linear.toposort() if c.op is Ops.CALL and c.src[0].op is Ops.SINK]
     by_name: dict[str, list] = defaultdict(list)
+    with_vars = 0   # kernels whose arguments or launch grid hold a variable: a GPU graph updates each on every call
     for ast in calls:
         prg = do_to_program(ast, gpu)
         info, est = prg.arg, prg.src[0].arg.estimates
+        with_vars += bool(info.vars)
         grid, block = info.launch_dims(var_vals)
         threads = prod(grid) * prod(block or (1,))
         opts = " ".join(f"{o.op.name}{o.arg}" for o in prg.src[0].arg.applied_opts)
@@ -162,7 +164,7 @@ def _listing(gpu, out, title: str) -> None:
                                               sym_infer(est.mem, var_vals), prg.src[2].arg.count("float4"), opts))
     mb = sum(r[4] for v in by_name.values() for r in v) / 1e6
     gflop = sum(r[3] for v in by_name.values() for r in v) / 1e9
-    print(f"{title}: {len(calls)} kernels, {mb:.1f} MB read, {gflop:.2f} GFLOP")
+    print(f"{title}: {len(calls)} kernels, {mb:.1f} MB read, {gflop:.2f} GFLOP; {with_vars} kernels take a variable")
     print(f"{'kernel':34s} {'count':>5s} {'grid':>16s} {'block':>12s} {'threads':>8s} {'ops/thread':>10s} "
           f"{'float4':>6s} {'MB each':>8s} {'MFLOP':>8s}  opts")
     for name, v in sorted(by_name.items(), key=lambda kv: -sum(r[4] + r[3] / 100 for r in kv[1])):

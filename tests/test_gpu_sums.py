@@ -4,6 +4,7 @@ CUDA, run in Python) against numpy; which kernels each rule takes, and that the 
 tinygrad's choice."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,5 @@ def test_the_offline_listing_shows_what_a_gpu_would_run():
     assert "a token at position 160, for sm_90 padded_window=0" in unpadded
     assert "UNROLL4 GROUP32" in unpadded and "UNROLL4 GROUP32" in row    # the CUDA row's matrix-vector rule
     assert "(start_pos+1)" in unpadded and "(start_pos+1)" not in row   # the symbolic key loops the padding removes
+    taking = [int(re.search(r"; (\d+) kernels take a variable", x).group(1)) for x in (unpadded, row)]
+    assert 0 < taking[0] and 0 < taking[1]   # the position: the cache's write, rotary, the key mask
