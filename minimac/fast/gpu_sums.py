@@ -61,14 +61,15 @@ FEW = 64          # `wide`: sums with at most this many outputs
 MANY = 65536      # `symbolic`: sums with at most this many outputs (more keep tinygrad's outputs a thread)
 
 
-def _one_sum(k, *reductions) -> int | None:
-    """The axis of a GPU kernel's one sum (by one of `reductions`), of a fixed length and with fixed outputs, before any
-    opt; or None."""
+def _one_sum(k, *reductions, symbolic: bool = False) -> int | None:
+    """The axis of a GPU kernel's one sum (by one of `reductions`), with fixed outputs and a fixed length (a symbolic
+    one with `symbolic`), before any opt; or None."""
     red, sums = k.reduceop, k.axes_of(AxisType.REDUCE)
     if red is None or red.arg[0] not in reductions or not k.ren.has_local or len(sums) != 1 or \
             not set(k.axis_types) <= {AxisType.GLOBAL, AxisType.REDUCE}:
         return None
-    return sums[0] if all(isinstance(n, int) for n in k.full_shape) else None
+    fixed_outputs = all(isinstance(k.full_shape[a], int) for a in k.axes_of(AxisType.GLOBAL))
+    return sums[0] if fixed_outputs and isinstance(k.full_shape[sums[0]], int) != symbolic else None
 
 
 def matvec_axes(k) -> tuple[list[int], list[int], int] | None:
@@ -138,13 +139,9 @@ def symbolic(k):
     """`k`, a sum of a symbolic length with fixed outputs (at most MANY), as one thread an output in blocks of T threads
     along its last output axis (the largest divisor of that axis <= `symbolic_sum_threads`), or None: another kind of
     kernel, or 0 in the device table."""
-    most = capabilities(k.ren.target.device).symbolic_sum_threads
-    red, sums, outs = k.reduceop, k.axes_of(AxisType.REDUCE), k.axes_of(AxisType.GLOBAL)
-    if not most or red is None or red.arg[0] not in (Ops.ADD, Ops.MAX) or not k.ren.has_local or len(sums) != 1 or \
-            not outs or not set(k.axis_types) <= {AxisType.GLOBAL, AxisType.REDUCE} or \
-            isinstance(k.full_shape[sums[0]], int) or not all(isinstance(k.full_shape[a], int) for a in outs):
-        return None
-    if prod(k.full_shape[a] for a in outs) > MANY:
+    most, outs = capabilities(k.ren.target.device).symbolic_sum_threads, k.axes_of(AxisType.GLOBAL)
+    if not most or not outs or _one_sum(k, Ops.ADD, Ops.MAX, symbolic=True) is None or \
+            prod(k.full_shape[a] for a in outs) > MANY:
         return None
     last = k.full_shape[outs[-1]]
     tk = k.copy()
